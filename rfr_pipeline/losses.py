@@ -1,0 +1,78 @@
+"""RFR-Net's training loss, exactly as the official code computes it.
+
+    comp = out·hole + gt·known
+    total = 1·valid + 6·hole + 0.05·perceptual + 120·style + 0.1·tv
+
+valid/hole: mean over all elements of |gt − out| masked; perceptual: Σ over pool1..3 of mean|φ(gt) − φ(x)| for
+x in (out, comp); style: the same on Gram matrices, mean|G(gt) − G(x)| / (C·H·W) with G = φφᵀ per sample;
+tv: mean |vertical| + mean |horizontal| differences of comp·hole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .vgg import VGG16Features
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    valid: float = 1.0
+    hole: float = 6.0
+    perceptual: float = 0.05
+    style: float = 120.0
+    tv: float = 0.1
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """φφᵀ per sample, (B, C, C); computed in float32 (the sums overflow half precision)."""
+    flat = features.flatten(2).float()
+    return torch.bmm(flat, flat.transpose(1, 2))
+
+
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    return (x[:, :, 1:, :] - x[:, :, :-1, :]).abs().mean() + (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().mean()
+
+
+class InpaintingLoss(torch.nn.Module):
+    """Returns a dict of the weighted total (`loss`) and each unweighted term (for logging)."""
+
+    def __init__(self, vgg: VGG16Features, weights: LossWeights = LossWeights()):
+        super().__init__()
+        self.vgg = vgg
+        self.weights = weights
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor, known_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        known = known_mask.to(output.dtype)
+        hole = 1 - known
+        comp = output * hole + target * known
+        error = (target - output).abs()
+        terms = {"valid": (error * known).mean(), "hole": (error * hole).mean()}
+
+        with torch.no_grad():
+            target_features = self.vgg(target.to(output.dtype))
+        # One VGG pass over [output, comp] rather than two: same values, better batching.
+        both_features = self.vgg(torch.cat([output, comp], dim=0))
+        perceptual = output.new_zeros((), dtype=torch.float32)
+        style = output.new_zeros((), dtype=torch.float32)
+        for phi_target, phi_both in zip(target_features, both_features):
+            gram_target = gram_matrix(phi_target)
+            c, h, w = phi_target.shape[1:]
+            for phi in phi_both.chunk(2, dim=0):
+                perceptual = perceptual + (phi_target - phi).abs().float().mean()
+                style = style + ((gram_target - gram_matrix(phi)).abs() / (c * h * w)).mean()
+        terms["perceptual"] = perceptual
+        terms["style"] = style
+        terms["tv"] = total_variation(comp * hole)
+
+        w = self.weights
+        terms["loss"] = (
+            w.valid * terms["valid"]
+            + w.hole * terms["hole"]
+            + w.perceptual * terms["perceptual"]
+            + w.style * terms["style"]
+            + w.tv * terms["tv"]
+        )
+        return terms

@@ -1,0 +1,329 @@
+"""RFR-Net: Recurrent Feature Reasoning for Image Inpainting (Li et al., CVPR 2020).
+
+The network reproduces the official implementation (jingyuanli001/RFR-Inpainting @ e1cad6a) number for number,
+because that code, not the paper's prose, is what the released weights were trained with. Where the two differ
+(the Knowledge Consistent Attention) the comments say so.
+
+Shape of the network (H×W input, H and W multiples of 16):
+
+    stem         two partial convolutions, H/2                                   (official: Pconv1/bn1, Pconv2/bn20)
+    recurrence   ×6, shared weights:                                                     (Pconv21, Pconv22, bn2)
+                   area identification: two partial convs grow the known region
+                   feature reasoning:   an encoder-decoder with attention fills it                     (RFRModule)
+    merge        adaptive average of the 7 stored feature maps, each over its own known region
+    tail         transposed conv back to H, partial conv on [image, features], bottleneck, output conv
+
+Implementation choices that keep the numbers identical to the official code but make it faster or safer:
+  * partial convolutions update their mask on one channel (all mask channels are equal; half the FLOPs),
+  * the attention runs over the whole batch at once, and its memory between iterations is passed along
+    explicitly instead of living on the module (no state survives a call, so threads can share a model).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+# The network downsamples four times (stem stride 2, then three stride-2 encoders).
+SIZE_MULTIPLE = 16
+
+
+class PartialConv2d(nn.Conv2d):
+    """Partial convolution (Liu et al. 2018), multi-channel variant without bias, as in the official code.
+
+    For input x and mask m, with S = C_in·k·k:
+        u = Σ_window m (over all input channels),   ratio = S / (u + 1e-8) · clamp(u, 0, 1),
+        y = conv(x·m, W) · ratio,                    new mask = clamp(u, 0, 1).
+
+    `mask` is (B, 1, H, W) when every input channel shares it (then u = C_in · Σ_window m, computed on one channel),
+    or (B, C_in, H, W) when channels differ (the tail's [image, features] input). The mask arithmetic runs in float32
+    whatever the feature dtype: window counts must stay exact integers.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
+        self.window_size = in_channels * kernel_size * kernel_size
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            ones = torch.ones((1, mask.shape[1], *self.kernel_size), dtype=torch.float32, device=mask.device)
+            window = F.conv2d(mask, ones, stride=self.stride, padding=self.padding)
+            if mask.shape[1] == 1:
+                window = window * self.in_channels
+            window = window.round_()  # exact integer counts, whatever algorithm the backend picked
+            new_mask = window.clamp(0, 1)
+            ratio = (self.window_size / (window + 1e-8) * new_mask).to(x.dtype)
+        y = super().forward(x * mask.to(x.dtype))
+        return y * ratio, new_mask
+
+
+class ConvNormAct(nn.Sequential):
+    """Convolution (no bias) → BatchNorm → activation; indices 0 and 1 match the official state dict."""
+
+    def __init__(self, conv: nn.Module, channels: int, negative_slope: float | None):
+        act = nn.ReLU(inplace=True) if negative_slope is None else nn.LeakyReLU(negative_slope, inplace=True)
+        super().__init__(conv, nn.BatchNorm2d(channels), act)
+
+
+class AttentionMemory(NamedTuple):
+    """What one Knowledge Consistent Attention call hands to the next iteration."""
+
+    scores: torch.Tensor  # (B, N_keys, h, w) attention scores after blending
+    mask: torch.Tensor  # (B, 1, h, w) known mask at the attention's resolution
+
+
+class KnowledgeConsistentAttention(nn.Module):
+    """Knowledge Consistent Attention, with the official code's arithmetic (the paper's text differs on four points):
+
+    1. keys are normalised after adding 1e-7 to every element; queries are **not** normalised (paper: cosine);
+    2. scores are summed (not averaged) over a zero-padded 3×3 neighbourhood of query positions;
+    3. from the second iteration on, scores blend with the previous iteration's as
+       (s_prev·m_prev + s·(|ratio|+1e-7)) / (m_prev + |ratio| + 1e-7)  (paper: λ·s + (1-λ)·s_prev);
+    4. the output mixes the **normalised** key features (paper: raw features).
+    Followed by a 1×1 combiner (the only biased layer of the generator) over [attention output, input].
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.ratio = nn.Parameter(torch.ones(1))
+        self.combiner = nn.Conv2d(2 * channels, channels, kernel_size=1)
+
+    def forward(
+        self, features: torch.Tensor, mask: torch.Tensor, memory: AttentionMemory | None
+    ) -> tuple[torch.Tensor, AttentionMemory]:
+        b, c, h, w = features.shape
+        n = h * w
+        mask = F.interpolate(mask, size=(h, w), mode="nearest")
+        # Softmax over large unnormalised logits: run it in float32 when the model runs in half precision.
+        compute_dtype = torch.promote_types(features.dtype, torch.float32)
+        queries = features.flatten(2).to(compute_dtype)  # (B, C, N)
+        keys = queries + 1e-7
+        keys = keys / keys.square().sum(dim=1, keepdim=True).sqrt()
+        scores = torch.bmm(keys.transpose(1, 2), queries).view(b, n, h, w)  # scores[b, key, query]
+        scores = F.avg_pool2d(scores, 3, stride=1, padding=1) * 9  # 3×3 sum, zero padding counted
+        scores = scores.softmax(dim=1)
+        if memory is not None:
+            weight = self.ratio.abs().to(compute_dtype) + 1e-7
+            scores = (memory.scores * memory.mask + scores * weight) / (memory.mask + weight)
+        attended = torch.bmm(keys, scores.view(b, n, n)).view(b, c, h, w).to(features.dtype)
+        out = self.combiner(torch.cat([attended, features], dim=1))
+        return out, AttentionMemory(scores, mask.to(compute_dtype))
+
+
+class FeatureReasoning(nn.Module):
+    """The official `RFRModule`: a 6-level encoder, 5 decoders with skip connections, attention after the third."""
+
+    def __init__(self, channels: int, widths: Sequence[int]):
+        super().__init__()
+        w1, w2, w3 = widths
+        strided = lambda cin, cout: nn.Conv2d(cin, cout, 3, 2, 1, bias=False)  # noqa: E731
+        dilated = lambda cin, cout: nn.Conv2d(cin, cout, 3, 1, 2, dilation=2, bias=False)  # noqa: E731
+        upsample = lambda cin, cout: nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)  # noqa: E731
+        self.encoders = nn.ModuleList(
+            [
+                ConvNormAct(strided(channels, w1), w1, None),  # H/4
+                ConvNormAct(strided(w1, w2), w2, None),  # H/8
+                ConvNormAct(strided(w2, w3), w3, None),  # H/16
+                ConvNormAct(dilated(w3, w3), w3, None),
+                ConvNormAct(dilated(w3, w3), w3, None),
+                ConvNormAct(dilated(w3, w3), w3, None),
+            ]
+        )
+        # Decoder k takes [previous output, encoder output of the mirrored level].
+        self.decoders = nn.ModuleList(
+            [
+                ConvNormAct(dilated(2 * w3, w3), w3, 0.2),  # official dec_5, H/16
+                ConvNormAct(dilated(2 * w3, w3), w3, 0.2),  # dec_4, H/16
+                ConvNormAct(upsample(2 * w3, w3), w3, 0.2),  # dec_3, H/8, then attention
+                ConvNormAct(upsample(w3 + w2, w2), w2, 0.2),  # dec_2, H/4
+                ConvNormAct(upsample(w2 + w1, channels), channels, 0.2),  # dec_1, H/2
+            ]
+        )
+        self.attention = KnowledgeConsistentAttention(w3)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, memory: AttentionMemory | None
+    ) -> tuple[torch.Tensor, AttentionMemory]:
+        skips = []
+        for encoder in self.encoders:
+            x = encoder(x)
+            skips.append(x)
+        skips.pop()  # the deepest encoder output is the decoders' first input, not a skip
+        for i, decoder in enumerate(self.decoders):
+            x = decoder(torch.cat([x, skips.pop()], dim=1))
+            if i == 2:
+                x, memory = self.attention(x, mask, memory)
+        return x, memory
+
+
+class Bottleneck(nn.Module):
+    """ResNet bottleneck with expansion 4 (the official `tail2`): 1×1 → 3×3 → 1×1, residual, ReLU."""
+
+    def __init__(self, channels: int, width: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, width, 1, bias=False)
+        self.norm1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.norm2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, channels, 1, bias=False)
+        self.norm3 = nn.BatchNorm2d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.norm1(self.conv1(x)), inplace=True)
+        y = F.relu(self.norm2(self.conv2(y)), inplace=True)
+        y = self.norm3(self.conv3(y))
+        return F.relu(y + x, inplace=True)
+
+
+class RFRNet(ModelMixin, ConfigMixin):
+    r"""The RFR-Net generator.
+
+    Defaults give the published network (31,224,065 parameters). `trunk_kernel_size=5` gives the official
+    "smaller hole" variant; smaller `trunk_channels`/`reasoning_channels` give narrow models (tests, CPU training).
+
+    Call it as `model(image, known_mask)`:
+      * `image` (B, 3, H, W), RGB in [0, 1], no normalisation; H and W multiples of 16. Pixels inside the hole may hold
+        anything (even NaN): they never reach the network.
+      * `known_mask` (B, 1, H, W) or (B, 3, H, W) with identical channels: 1 = known pixel, 0 = hole.
+    It returns the raw prediction (B, 3, H, W), neither clamped nor composited: the caller composites
+    `output * hole + image * known`, as the official code does.
+
+    Training: `train()`/`eval()` as for any module. The official recipe ends with a fine-tune phase in which every
+    BatchNorm layer keeps its running statistics (eval mode) while its affine parameters still train: call
+    `enable_finetune_mode()`; it survives later `train()` calls until `disable_finetune_mode()`.
+    """
+
+    _supports_gradient_checkpointing = False
+
+    @register_to_config
+    def __init__(
+        self,
+        trunk_channels: int = 64,
+        trunk_kernel_size: int = 7,
+        reasoning_channels: Sequence[int] = (128, 256, 512),
+        num_iterations: int = 6,
+        tail_channels: int = 32,
+        tail_bottleneck_channels: int = 8,
+    ):
+        super().__init__()
+        if trunk_kernel_size % 2 != 1:
+            raise ValueError(f"trunk_kernel_size must be odd, got {trunk_kernel_size}")
+        if len(reasoning_channels) != 3:
+            raise ValueError(f"reasoning_channels needs three widths (H/4, H/8, H/16), got {reasoning_channels}")
+        c, k = trunk_channels, trunk_kernel_size
+        self.stem_conv1 = PartialConv2d(3, c, 7, stride=2, padding=3)
+        self.stem_norm1 = nn.BatchNorm2d(c)
+        self.stem_conv2 = PartialConv2d(c, c, k, padding=k // 2)
+        self.stem_norm2 = nn.BatchNorm2d(c)
+        # Area identification: grows the known region a little in every recurrence.
+        self.area_conv1 = PartialConv2d(c, c, k, padding=k // 2)
+        self.area_conv2 = PartialConv2d(c, c, k, padding=k // 2)
+        self.area_norm = nn.BatchNorm2d(c)
+        self.feature_reasoning = FeatureReasoning(c, reasoning_channels)
+        self.upsample_conv = nn.ConvTranspose2d(c, c, 4, 2, 1, bias=False)
+        self.upsample_norm = nn.BatchNorm2d(c)
+        self.tail_conv = PartialConv2d(3 + c, tail_channels, 3, padding=1)
+        self.tail_bottleneck = Bottleneck(tail_channels, tail_bottleneck_channels)
+        self.out_conv = nn.Conv2d(2 * tail_channels, 3, 3, padding=1, bias=False)
+        self._finetune_mode = False
+
+    # -- training modes ---------------------------------------------------------------------------------------------
+
+    @property
+    def finetune_mode(self) -> bool:
+        return self._finetune_mode
+
+    def enable_finetune_mode(self) -> "RFRNet":
+        """Official fine-tune phase: every BatchNorm layer stays in eval mode (running statistics frozen) while its
+        affine parameters keep training. Persists across `train()` calls."""
+        self._finetune_mode = True
+        return self.train(self.training)
+
+    def disable_finetune_mode(self) -> "RFRNet":
+        self._finetune_mode = False
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> "RFRNet":
+        super().train(mode)
+        if mode and self._finetune_mode:
+            for module in self.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
+
+    # -- forward ----------------------------------------------------------------------------------------------------
+
+    def forward(self, image: torch.Tensor, known_mask: torch.Tensor) -> torch.Tensor:
+        known = self._check_inputs(image, known_mask)
+        image = image.to(self.dtype)
+        # `where`, not a product: hole pixels may hold NaN/inf, and must not reach the network.
+        masked_image = torch.where(known.bool(), image, torch.zeros((), dtype=image.dtype, device=image.device))
+
+        x, mask = self.stem_conv1(masked_image, known)
+        x = F.relu(self.stem_norm1(x), inplace=True)
+        x, mask = self.stem_conv2(x, mask)
+        x = F.relu(self.stem_norm2(x), inplace=True)
+
+        # The merge averages every stored map over its own known region; keep running sums instead of a stack.
+        weighted_sum, mask_sum = x * mask.to(x.dtype), mask.clone()
+        memory = None
+        for _ in range(self.config.num_iterations):
+            x, mask = self.area_conv1(x, mask)
+            x, mask = self.area_conv2(x, mask)
+            x = F.leaky_relu(self.area_norm(x), inplace=True)
+            x, memory = self.feature_reasoning(x, mask, memory)
+            x = x * mask.to(x.dtype)
+            weighted_sum = weighted_sum + x  # x is already masked by its own mask
+            mask_sum = mask_sum + mask
+        # Official: mean over the 7 maps of x·m, divided by (mean of m + 1e-7).
+        stored = self.config.num_iterations + 1
+        x = (weighted_sum / stored) / (mask_sum / stored + 1e-7).to(x.dtype)
+
+        x = F.leaky_relu(self.upsample_norm(self.upsample_conv(x)), inplace=True)
+        upsampled_mask = F.interpolate(mask, scale_factor=2.0, mode="nearest")
+        tail_mask = torch.cat([known.expand(-1, 3, -1, -1), upsampled_mask.expand(-1, x.shape[1], -1, -1)], dim=1)
+        x, _ = self.tail_conv(torch.cat([masked_image, x], dim=1), tail_mask)
+        x = F.leaky_relu(x, inplace=True)
+        x = torch.cat([x, self.tail_bottleneck(x)], dim=1)
+        return self.out_conv(x)
+
+    @staticmethod
+    def _check_inputs(image: torch.Tensor, known_mask: torch.Tensor) -> torch.Tensor:
+        """Validate the inputs; return the known mask as (B, 1, H, W) float32."""
+        if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] != 3:
+            shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+            raise ValueError(f"image must be a (B, 3, H, W) tensor (RGB in [0, 1]), got {shape}")
+        if not image.is_floating_point():
+            raise ValueError(f"image must be a floating-point tensor in [0, 1], got dtype {image.dtype}")
+        b, _, h, w = image.shape
+        if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE or h == 0 or w == 0:
+            raise ValueError(
+                f"image height and width must be positive multiples of {SIZE_MULTIPLE}, got {h}×{w}; "
+                "pad or resize first (RFRInpaintPipeline does this for you)"
+            )
+        if (
+            not isinstance(known_mask, torch.Tensor)
+            or known_mask.ndim != 4
+            or known_mask.shape[1] not in (1, 3)
+            or known_mask.shape[0] != b
+            or known_mask.shape[2:] != image.shape[2:]
+        ):
+            shape = tuple(known_mask.shape) if isinstance(known_mask, torch.Tensor) else type(known_mask).__name__
+            raise ValueError(f"known_mask must be a ({b}, 1, {h}, {w}) or ({b}, 3, {h}, {w}) tensor, got {shape}")
+        if known_mask.device != image.device:
+            raise ValueError(f"image is on {image.device} but known_mask is on {known_mask.device}")
+        known = known_mask.to(torch.float32)
+        if known.shape[1] == 3:
+            if not torch.equal(known[:, :1].expand_as(known), known):
+                raise ValueError("a 3-channel known_mask must have identical channels (one mask for all colours)")
+            known = known[:, :1]
+        if not torch.all((known == 0) | (known == 1)):
+            raise ValueError("known_mask must be binary: 1 = known pixel, 0 = hole")
+        if not torch.all(torch.isfinite(image) | (known == 0)):
+            raise ValueError("image holds NaN or infinite values outside the hole")
+        return known

@@ -1,0 +1,43 @@
+"""Test set-up: no network, a private Hugging Face cache, and helpers for the official fixtures in ../shared."""
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+# Before anything imports huggingface_hub: never touch the network, never read the user's cache.
+_HF_HOME = tempfile.mkdtemp(prefix="rfr-test-hf-home-")
+os.environ["HF_HOME"] = _HF_HOME
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+FIXTURES = SHARED / "fixtures"
+sys.path.insert(0, str(REPO_ROOT))  # so tests can import benchmarks/ helpers
+
+requires_shared = pytest.mark.skipif(
+    not (FIXTURES / "official_parity_seed0.pt").is_file(),
+    reason="../shared/fixtures (outputs of the official RFR-Net code) is not present in this checkout",
+)
+
+
+def load_official_fixture(seed: int) -> dict:
+    """The fixture of the given seed, with its official state dict rebuilt as ../shared/README.md describes."""
+    fixture = torch.load(FIXTURES / f"official_parity_seed{seed}.pt", weights_only=True)
+    generator = torch.Generator().manual_seed(fixture["seed"])
+    state_dict = {}
+    for key, shape, lo, hi in fixture["rules"]:
+        if key.endswith("num_batches_tracked"):
+            state_dict[key] = torch.tensor(int(lo))
+        else:
+            state_dict[key] = lo + (hi - lo) * torch.rand(shape, generator=generator, dtype=torch.float32)
+    state_dict.update(fixture["overrides"])
+    fixture["state_dict"] = state_dict
+    fixture["known"] = 1 - fixture["hole"].float()
+    return fixture
+
