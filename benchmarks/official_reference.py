@@ -179,3 +179,38 @@ class OfficialRFRNet(nn.Module):
         x5 = F.leaky_relu(x5, inplace=True)
         x6 = torch.cat([x5, self.tail2(x5)], dim=1)
         return self.out(x6)
+
+
+def official_generator_loss(vgg, gt, known3, output):
+    """The official `get_g_loss`: three separate VGG passes (gt, out, comp) and the paper's weights."""
+    comp = output * (1 - known3) + gt * known3
+    real_feats, fake_feats, comp_feats = vgg(gt), vgg(output), vgg(comp)
+
+    def gram(x):
+        b, c, h, w = x.size()
+        f = x.view(b, c, h * w)
+        return torch.bmm(f, f.transpose(1, 2))
+
+    def style(a_feats, b_feats):
+        total = 0.0
+        for a, b in zip(a_feats, b_feats):
+            _, c, h, w = a.size()
+            total += torch.mean(torch.abs(gram(a) - gram(b)) / (c * h * w))
+        return total
+
+    def perceptual(a_feats, b_feats):
+        return sum(torch.mean(torch.abs(a - b)) for a, b in zip(a_feats, b_feats))
+
+    hole_region = comp * (1 - known3)
+    tv = torch.mean(torch.abs(hole_region[:, :, 1:, :] - hole_region[:, :, :-1, :])) + torch.mean(
+        torch.abs(hole_region[:, :, :, 1:] - hole_region[:, :, :, :-1])
+    )
+    valid = torch.mean(torch.abs(gt - output) * known3)
+    hole = torch.mean(torch.abs(gt - output) * (1 - known3))
+    return (
+        tv * 0.1
+        + (style(real_feats, fake_feats) + style(real_feats, comp_feats)) * 120
+        + (perceptual(real_feats, fake_feats) + perceptual(real_feats, comp_feats)) * 0.05
+        + valid
+        + 6 * hole
+    )

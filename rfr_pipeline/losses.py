@@ -53,14 +53,12 @@ class InpaintingLoss(torch.nn.Module):
 
         with torch.no_grad():
             target_features = self.vgg(target.to(output.dtype))
-        # One VGG pass over [output, comp] rather than two: same values, better batching.
-        both_features = self.vgg(torch.cat([output, comp], dim=0))
+            target_grams = [gram_matrix(phi) for phi in target_features]
         perceptual = output.new_zeros((), dtype=torch.float32)
         style = output.new_zeros((), dtype=torch.float32)
-        for phi_target, phi_both in zip(target_features, both_features):
-            gram_target = gram_matrix(phi_target)
-            c, h, w = phi_target.shape[1:]
-            for phi in phi_both.chunk(2, dim=0):
+        for x in (output, comp):
+            for phi_target, gram_target, phi in zip(target_features, target_grams, self.vgg(x)):
+                c, h, w = phi.shape[1:]
                 perceptual = perceptual + (phi_target - phi).abs().float().mean()
                 style = style + ((gram_target - gram_matrix(phi)).abs() / (c * h * w)).mean()
         terms["perceptual"] = perceptual

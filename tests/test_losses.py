@@ -1,0 +1,50 @@
+"""The training loss equals the official formula (benchmarks/official_reference.py) and hand-computed values."""
+
+import pytest
+import torch
+
+from benchmarks.official_reference import official_generator_loss
+from rfr_pipeline.losses import InpaintingLoss, gram_matrix, total_variation
+from rfr_pipeline.vgg import VGG16Features
+
+
+def test_matches_the_official_formula():
+    torch.manual_seed(0)
+    vgg = VGG16Features()
+    target, output = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    known = (torch.rand(2, 1, 32, 32) > 0.4).float()
+    ours = InpaintingLoss(vgg)(output, target, known)["loss"]
+    official = official_generator_loss(vgg, target, known.repeat(1, 3, 1, 1), output)
+    torch.testing.assert_close(ours, official, rtol=1e-6, atol=0)
+
+
+def test_hand_computed_terms():
+    vgg = VGG16Features()
+    for p in vgg.parameters():
+        torch.nn.init.zeros_(p)  # features are all zero: perceptual and style vanish
+    target = torch.full((1, 3, 8, 8), 0.5)
+    output = torch.full((1, 3, 8, 8), 0.25)
+    known = torch.ones(1, 1, 8, 8)
+    known[..., :4] = 0  # left half is the hole
+    terms = InpaintingLoss(vgg)(output, target, known)
+    assert terms["valid"].item() == pytest.approx(0.125)  # |0.5 - 0.25| on half of the pixels
+    assert terms["hole"].item() == pytest.approx(0.125)
+    assert terms["perceptual"].item() == 0 and terms["style"].item() == 0
+    # comp·hole is 0.25 on the left half, 0 on the right: one jump of 0.25 per row among 7 horizontal steps.
+    assert terms["tv"].item() == pytest.approx(0.25 / 7)
+    assert terms["loss"].item() == pytest.approx(0.125 + 6 * 0.125 + 0.1 * 0.25 / 7)
+
+
+def test_gram_and_total_variation_by_hand():
+    x = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])  # (1, 2, 1, 2)
+    torch.testing.assert_close(gram_matrix(x), torch.tensor([[[5.0, 11.0], [11.0, 25.0]]]))
+    y = torch.tensor([[[[0.0, 1.0], [3.0, 1.0]]]])
+    assert total_variation(y).item() == pytest.approx((3 + 0) / 2 + (1 + 2) / 2)
+
+
+def test_gradients_reach_the_output_only():
+    vgg = VGG16Features()
+    output = torch.rand(1, 3, 16, 16, requires_grad=True)
+    InpaintingLoss(vgg)(output, torch.rand(1, 3, 16, 16), torch.ones(1, 1, 16, 16))["loss"].backward()
+    assert output.grad is not None and output.grad.abs().sum() > 0
+    assert all(p.grad is None for p in vgg.parameters())
