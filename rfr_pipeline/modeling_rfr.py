@@ -104,7 +104,8 @@ class KnowledgeConsistentAttention(nn.Module):
         queries = features.flatten(2).to(compute_dtype)  # (B, C, N)
         keys = queries + 1e-7
         keys = keys / keys.square().sum(dim=1, keepdim=True).sqrt()
-        scores = torch.bmm(keys.transpose(1, 2), queries).view(b, n, h, w)  # scores[b, key, query]
+        # A contiguous (N, C) copy of the keys: a transposed operand would send bmm down a slower path.
+        scores = torch.bmm(keys.transpose(1, 2).contiguous(), queries).view(b, n, h, w)  # scores[b, key, query]
         scores = F.avg_pool2d(scores, 3, stride=1, padding=1) * 9  # 3×3 sum, zero padding counted
         scores = scores.softmax(dim=1)
         if memory is not None:
@@ -183,7 +184,8 @@ class Bottleneck(nn.Module):
 class RFRNet(ModelMixin, ConfigMixin):
     r"""The RFR-Net generator.
 
-    Defaults give the published network (31,224,065 parameters). `trunk_kernel_size=5` gives the official
+    Defaults give the published network (31,224,065 parameters). `sample_size` records the resolution the weights
+    were trained at (the network itself accepts any multiple of 16); the pipeline sizes its work from it. `trunk_kernel_size=5` gives the official
     "smaller hole" variant; smaller `trunk_channels`/`reasoning_channels` give narrow models (tests, CPU training).
 
     Call it as `model(image, known_mask)`:
@@ -209,6 +211,7 @@ class RFRNet(ModelMixin, ConfigMixin):
         num_iterations: int = 6,
         tail_channels: int = 32,
         tail_bottleneck_channels: int = 8,
+        sample_size: int = 256,
     ):
         super().__init__()
         if trunk_kernel_size % 2 != 1:

@@ -1,0 +1,256 @@
+"""Turning user images and masks into tensors and back, and the geometry of the large-image strategies.
+
+Conventions (as diffusers' inpainting pipelines): images are RGB in [0, 1]; masks are **white = repaint**,
+binarised at 0.5. Everything here is deterministic and pure: no model calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import PIL.Image
+import PIL.ImageOps
+import torch
+import torch.nn.functional as F
+
+MASK_THRESHOLD = 0.5
+
+
+@dataclass
+class PreparedImage:
+    """One photo as the pipeline works on it."""
+
+    rgb: torch.Tensor  # (3, H, W) float32 in [0, 1]
+    alpha: np.ndarray | None  # (H, W) uint8 alpha of an RGBA/LA photo, re-attached to PIL outputs
+    was_grayscale: bool = False
+
+
+def _describe(x) -> str:
+    if isinstance(x, (np.ndarray, torch.Tensor)):
+        return f"{type(x).__name__} of shape {tuple(x.shape)} and dtype {x.dtype}"
+    return type(x).__name__
+
+
+def _float_array_to_unit(array: np.ndarray | torch.Tensor, what: str) -> torch.Tensor:
+    """Float data must already be in [0, 1]; integer data is read as 8-bit (0-255) or 16-bit."""
+    tensor = torch.as_tensor(array)
+    if tensor.dtype == torch.bool:
+        return tensor.float()
+    if not tensor.is_floating_point():
+        if tensor.dtype == torch.uint8:
+            return tensor.float() / 255
+        if tensor.dtype in (torch.int16, torch.int32, torch.int64, torch.uint16):
+            peak = 65535 if tensor.max() > 255 else 255
+            return tensor.float() / peak
+        raise ValueError(f"{what}: unsupported dtype {tensor.dtype}")
+    tensor = tensor.float()
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{what} holds NaN or infinite values; expected finite values in [0, 1]")
+    low, high = tensor.min().item(), tensor.max().item()
+    if low < 0 or high > 1:
+        raise ValueError(
+            f"{what} has values in [{low:.3g}, {high:.3g}]; float images and masks must be in [0, 1] "
+            "(divide 8-bit data by 255, or pass it as uint8)"
+        )
+    return tensor
+
+
+def prepare_image(image) -> PreparedImage:
+    """A PIL image, an (H, W, C) / (H, W) numpy array, or a (C, H, W) tensor → `PreparedImage`.
+
+    PIL images are rotated by their EXIF orientation. Grayscale photos become RGB (3 equal channels); the alpha of
+    RGBA/LA photos is kept aside and re-attached to PIL outputs, the colour is inpainted as is.
+    """
+    alpha = None
+    if isinstance(image, PIL.Image.Image):
+        image = PIL.ImageOps.exif_transpose(image)
+        was_gray = image.mode in ("L", "LA", "I", "I;16", "F", "1")
+        if image.mode == "P":
+            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        if image.mode in ("RGBA", "LA", "PA"):
+            alpha = np.asarray(image.getchannel("A"))
+        if image.mode in ("I", "I;16", "F"):
+            array = np.asarray(image).astype(np.float32)
+            array = array / (65535.0 if array.max() > 255 else 255.0)
+            rgb = torch.from_numpy(np.clip(array, 0, 1))[None].repeat(3, 1, 1)
+            return PreparedImage(rgb.contiguous(), None, True)
+        rgb = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float() / 255
+        return PreparedImage(rgb.contiguous(), alpha, was_gray)
+
+    if isinstance(image, np.ndarray):
+        if image.ndim == 2:
+            image = image[:, :, None]
+        if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+            raise ValueError(f"a numpy image must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {_describe(image)}")
+        tensor = torch.tensor(np.ascontiguousarray(image)).permute(2, 0, 1)
+    elif isinstance(image, torch.Tensor):
+        tensor = image.detach().cpu()
+        if tensor.ndim == 2:
+            tensor = tensor[None]
+        if tensor.ndim != 3 or tensor.shape[0] not in (1, 3, 4):
+            raise ValueError(f"a tensor image must be (C, H, W) with C in 1, 3, 4 (or batched (B, C, H, W)); "
+                             f"got {_describe(image)}")
+    else:
+        raise ValueError(f"image must be a PIL image, a numpy array or a torch tensor; got {_describe(image)}")
+
+    channels = tensor.shape[0]
+    if channels == 4:
+        alpha_unit = _float_array_to_unit(tensor[3], "image alpha")
+        alpha = (alpha_unit * 255).round().to(torch.uint8).numpy()
+        tensor = tensor[:3]
+    rgb = _float_array_to_unit(tensor, "image")
+    if channels == 1:
+        rgb = rgb.repeat(3, 1, 1)
+    return PreparedImage(rgb.contiguous(), alpha, channels == 1)
+
+
+def prepare_mask(mask, invert: bool = False) -> torch.Tensor:
+    """A mask image/array/tensor → (H, W) bool, True = repaint (white, ≥ 0.5).
+
+    Grayscale masks are read directly; RGB masks through their luminance. RGBA masks (e.g. a layer painted in an
+    editor) use their **alpha** — what was painted is the hole, whatever the brush colour — when the alpha varies or
+    the colour channels are empty (all black); an RGBA mask with uniform alpha and colour content is read by colour.
+    """
+    if isinstance(mask, PIL.Image.Image):
+        mask = PIL.ImageOps.exif_transpose(mask)
+        if mask.mode == "P":
+            mask = mask.convert("RGBA" if "transparency" in mask.info else "RGB")
+        if mask.mode == "1":
+            mask = mask.convert("L")
+        if mask.mode in ("I", "I;16", "F"):
+            array = np.asarray(mask).astype(np.float32)
+            array = array / (65535.0 if array.max() > 255 else 255.0)
+        elif mask.mode in ("RGBA", "LA", "PA"):
+            array = np.asarray(mask.convert("RGBA")).astype(np.float32) / 255
+        elif mask.mode == "L":
+            array = np.asarray(mask).astype(np.float32) / 255
+        else:
+            array = np.asarray(mask.convert("RGB")).astype(np.float32) / 255
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        if tensor.ndim == 3:
+            tensor = tensor.permute(2, 0, 1)
+    elif isinstance(mask, np.ndarray):
+        if mask.ndim == 3 and mask.shape[2] in (1, 3, 4):
+            mask = mask.transpose(2, 0, 1)
+        elif mask.ndim != 2:
+            raise ValueError(f"a numpy mask must be (H, W) or (H, W, C) with C in 1, 3, 4; got {_describe(mask)}")
+        tensor = _float_array_to_unit(np.ascontiguousarray(mask), "mask_image")
+    elif isinstance(mask, torch.Tensor):
+        tensor = mask.detach().cpu()
+        if tensor.ndim == 3 and tensor.shape[0] not in (1, 3, 4):
+            raise ValueError(f"a tensor mask must be (H, W) or (C, H, W) with C in 1, 3, 4; got {_describe(mask)}")
+        if tensor.ndim not in (2, 3):
+            raise ValueError(f"a tensor mask must be (H, W) or (C, H, W); got {_describe(mask)}")
+        tensor = _float_array_to_unit(tensor, "mask_image")
+    else:
+        raise ValueError(f"mask_image must be a PIL image, a numpy array or a torch tensor; got {_describe(mask)}")
+
+    if tensor.ndim == 3:
+        channels = tensor.shape[0]
+        if channels == 4:
+            colour, alpha = tensor[:3], tensor[3]
+            use_alpha = bool(alpha.max() != alpha.min()) or not bool(colour.any())
+            tensor = alpha if use_alpha else _luminance(colour)
+        elif channels == 3:
+            tensor = _luminance(tensor)
+        else:
+            tensor = tensor[0]
+    hole = tensor >= MASK_THRESHOLD
+    return ~hole if invert else hole
+
+
+def _luminance(rgb: torch.Tensor) -> torch.Tensor:
+    return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+
+
+def dilate(hole: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Grow a (H, W) bool hole by `pixels` in every direction (square structuring element)."""
+    if pixels <= 0:
+        return hole
+    grown = F.max_pool2d(hole[None, None].float(), 2 * pixels + 1, stride=1, padding=pixels)
+    return grown[0, 0] > 0
+
+
+def feather_weights(hole: torch.Tensor, radius: int) -> torch.Tensor:
+    """(H, W) blending weight of the prediction: 1 inside the hole, fading to 0 over `radius` px outside it."""
+    weight = hole.float()[None, None]
+    if radius <= 0:
+        return weight[0, 0]
+    blurred = F.avg_pool2d(weight, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+    return torch.maximum(weight, blurred)[0, 0]
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad (B, C, H, W) at the bottom/right up to multiples of `multiple` by reflection (replicate when the image is
+    too small to reflect); returns the padded tensor and the original (H, W)."""
+    h, w = x.shape[-2:]
+    pad_h, pad_w = -h % multiple, -w % multiple
+    if pad_h == 0 and pad_w == 0:
+        return x, (h, w)
+    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode), (h, w)
+
+
+def fit_size(height: int, width: int, longest: int, multiple: int) -> tuple[int, int]:
+    """The size that scales (height, width) so its longest side is at most `longest`, rounded to `multiple`."""
+    scale = min(1.0, longest / max(height, width))
+    return (max(multiple, round(height * scale / multiple) * multiple),
+            max(multiple, round(width * scale / multiple) * multiple))
+
+
+def resize(x: torch.Tensor, size: tuple[int, int], mode: str = "bicubic") -> torch.Tensor:
+    """Resize (B, C, H, W); antialiased when shrinking. Bicubic results are clamped to [0, 1]."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if mode == "nearest":
+        return F.interpolate(x, size=size, mode="nearest-exact")
+    shrinking = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=shrinking).clamp_(0, 1)
+
+
+def shrink_mask(hole: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize a (H, W) bool hole so that every low-resolution pixel touching the hole is a hole (never lose any)."""
+    h, w = hole.shape
+    if (h, w) == tuple(size):
+        return hole
+    area = F.interpolate(hole[None, None].float(), size=size, mode="area")
+    return area[0, 0] > 0
+
+
+def region_boxes(hole: torch.Tensor, margin: int, min_size: int) -> list[tuple[int, int, int, int]]:
+    """Crop windows (top, left, bottom, right) covering every connected hole region plus `margin` px of context,
+    at least `min_size` px on a side where the image allows; overlapping windows are merged."""
+    from scipy import ndimage
+
+    h, w = hole.shape
+    labels, _ = ndimage.label(hole.numpy())
+    boxes = []
+    for sl in ndimage.find_objects(labels):
+        top, bottom = _expand(sl[0].start, sl[0].stop, margin, min_size, h)
+        left, right = _expand(sl[1].start, sl[1].stop, margin, min_size, w)
+        boxes.append((top, left, bottom, right))
+    merged = True
+    while merged:  # merge until no two windows overlap
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    boxes[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return sorted(boxes)
+
+
+def _expand(start: int, stop: int, margin: int, min_size: int, limit: int) -> tuple[int, int]:
+    start, stop = max(0, start - margin), min(limit, stop + margin)
+    missing = min_size - (stop - start)
+    if missing > 0:
+        start = max(0, start - missing // 2)
+        stop = min(limit, start + min_size)
+        start = max(0, stop - min_size)
+    return start, stop

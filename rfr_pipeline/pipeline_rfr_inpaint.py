@@ -1,0 +1,262 @@
+"""RFRInpaintPipeline: inpaint photos of any size with RFR-Net, the diffusers way.
+
+    pipe = RFRInpaintPipeline.from_pretrained("path/or/org-name")
+    result = pipe(image=photo, mask_image=mask).images[0]      # white mask pixels are repainted
+
+Steps: check → prepare (tensors, white = hole, dilation) → run the network on tiles chosen by the strategy →
+composite (known pixels are the input's own, bit for bit) → output (PIL, numpy or torch).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
+
+from . import image_processing as ip
+from .modeling_rfr import SIZE_MULTIPLE, RFRNet
+
+logger = logging.getLogger(__name__)
+
+STRATEGIES = ("auto", "original", "resize", "crop")
+OUTPUT_TYPES = ("pil", "np", "pt")
+# A mask covering more than this fraction is suspicious: many masks in the wild use black = hole.
+SUSPICIOUS_HOLE_FRACTION = 0.9
+
+
+@dataclass
+class _Tile:
+    """One network input: an image window (maybe rescaled) and where its prediction goes back."""
+
+    index: int  # which image of the batch
+    image: torch.Tensor  # (3, h, w) what the network sees
+    hole: torch.Tensor  # (h, w) bool
+    box: tuple[int, int, int, int]  # (top, left, bottom, right) in the original image
+
+
+class RFRInpaintPipeline(DiffusionPipeline):
+    r"""Image inpainting with RFR-Net (Li et al., CVPR 2020).
+
+    Args:
+        rfrnet ([`RFRNet`]): the inpainting network.
+
+    Large images: the network needs sizes in multiples of 16, and its attention memory grows with the square of the
+    pixel count, so `strategy` chooses how a photo reaches it:
+      * `"original"`: the whole image at full size (padded to a multiple of 16 by reflection, then cropped back);
+      * `"resize"`: the whole image scaled so its longest side is `working_size`, the prediction scaled back up;
+        only hole pixels are taken from it;
+      * `"crop"`: a window around each connected masked region with `crop_margin` px of context (scaled down to
+        `working_size` when larger), pasted back;
+      * `"auto"` (default): `"original"` when the longest side is at most `working_size`, else `"crop"`.
+    `working_size` defaults to twice the resolution the model was trained at (`rfrnet.config.sample_size`).
+    """
+
+    model_cpu_offload_seq = "rfrnet"
+
+    def __init__(self, rfrnet: RFRNet):
+        super().__init__()
+        self.register_modules(rfrnet=rfrnet)
+
+    # -- 1. check -----------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _as_list(x, what: str) -> list:
+        if isinstance(x, (list, tuple)):
+            if not x:
+                raise ValueError(f"{what} is an empty list")
+            return list(x)
+        if isinstance(x, torch.Tensor) and x.ndim == 4:
+            return list(x.unbind(0))
+        if isinstance(x, np.ndarray) and x.ndim == 4:
+            return list(x)
+        return [x]
+
+    def check_inputs(self, strategy, output_type, working_size, crop_margin, mask_dilation, feather_radius):
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        if working_size is not None and (working_size < SIZE_MULTIPLE or working_size % SIZE_MULTIPLE):
+            raise ValueError(f"working_size must be a multiple of {SIZE_MULTIPLE} (at least {SIZE_MULTIPLE}), "
+                             f"got {working_size}")
+        for name, value in (("crop_margin", crop_margin), ("mask_dilation", mask_dilation),
+                            ("feather_radius", feather_radius)):
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise ValueError(f"{name} must be a non-negative integer number of pixels, got {value!r}")
+
+    # -- 2. prepare ---------------------------------------------------------------------------------------------
+
+    def prepare(self, image, mask_image, invert_mask: bool, resize_mask: bool, mask_dilation: int):
+        images = [ip.prepare_image(x) for x in self._as_list(image, "image")]
+        masks = [ip.prepare_mask(m, invert=invert_mask) for m in self._as_list(mask_image, "mask_image")]
+        if len(masks) == 1 and len(images) > 1:
+            masks = masks * len(images)
+        if len(masks) != len(images):
+            raise ValueError(f"got {len(images)} images but {len(masks)} masks: give one mask per image, or one mask "
+                             "for all")
+        holes = []
+        for n, (img, hole) in enumerate(zip(images, masks)):
+            size = tuple(img.rgb.shape[1:])
+            if tuple(hole.shape) != size:
+                if not resize_mask:
+                    raise ValueError(f"mask {n} is {hole.shape[0]}×{hole.shape[1]} (H×W) but its image is "
+                                     f"{size[0]}×{size[1]}; pass resize_mask=True to resize the mask to the image")
+                hole = ip.resize(hole[None, None].float(), size, mode="nearest")[0, 0] > 0.5
+            if min(size) < 1:
+                raise ValueError(f"image {n} is empty ({size[0]}×{size[1]})")
+            hole = ip.dilate(hole, mask_dilation)
+            fraction = hole.float().mean().item()
+            if fraction > SUSPICIOUS_HOLE_FRACTION:
+                logger.warning(
+                    "mask %d marks %.0f%% of its image for repainting (white = repaint). If your mask is black where "
+                    "it should repaint, pass invert_mask=True.", n, 100 * fraction)
+            holes.append(hole)
+        return images, holes
+
+    # -- 3. run ---------------------------------------------------------------------------------------------------
+
+    def _tiles(self, index, image, hole, strategy, working_size, crop_margin) -> list[_Tile]:
+        h, w = hole.shape
+        if strategy == "auto":
+            strategy = "original" if max(h, w) <= working_size else "crop"
+        if strategy == "original":
+            return [_Tile(index, image, hole, (0, 0, h, w))]
+        if strategy == "resize":
+            return [self._scaled_tile(index, image, hole, (0, 0, h, w), working_size)]
+        boxes = ip.region_boxes(hole, crop_margin, min_size=min(working_size, 2 * crop_margin))
+        return [self._scaled_tile(index, image[:, t:b, l:r], hole[t:b, l:r], (t, l, b, r), working_size)
+                for t, l, b, r in boxes]
+
+    @staticmethod
+    def _scaled_tile(index, image, hole, box, working_size) -> _Tile:
+        h, w = hole.shape
+        if max(h, w) <= working_size:
+            return _Tile(index, image, hole, box)
+        size = ip.fit_size(h, w, working_size, SIZE_MULTIPLE)
+        return _Tile(index, ip.resize(image[None], size)[0], ip.shrink_mask(hole, size), box)
+
+    def run(self, tiles: list[_Tile], batch_size: int) -> list[torch.Tensor]:
+        """The network's prediction for each tile, clamped to [0, 1], on the CPU in float32."""
+        predictions: list[torch.Tensor | None] = [None] * len(tiles)
+        by_shape: dict[tuple, list[int]] = {}
+        for n, tile in enumerate(tiles):
+            by_shape.setdefault(tuple(tile.hole.shape), []).append(n)
+        batches = [ids[i : i + batch_size] for ids in by_shape.values() for i in range(0, len(ids), batch_size)]
+        device, dtype = self.rfrnet.device, self.rfrnet.dtype
+        for ids in self.progress_bar(batches) if len(batches) > 1 else batches:
+            images = torch.stack([tiles[n].image for n in ids])
+            holes = torch.stack([tiles[n].hole for n in ids])[:, None].float()
+            # Pad image and hole alike, so that padding mirrors holes as holes and never leaks their content.
+            images, (h, w) = ip.pad_to_multiple(images, SIZE_MULTIPLE)
+            holes, _ = ip.pad_to_multiple(holes, SIZE_MULTIPLE)
+            out = self.rfrnet(images.to(device, dtype), (1 - holes).to(device))
+            out = out[:, :, :h, :w].float().clamp_(0, 1).cpu()
+            for n, pred in zip(ids, out):
+                predictions[n] = pred
+        return predictions
+
+    # -- 4. composite -------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def composite(image: torch.Tensor, hole: torch.Tensor, tiles, predictions, feather_radius: int) -> torch.Tensor:
+        canvas = image.clone()
+        for tile, pred in zip(tiles, predictions):
+            t, l, b, r = tile.box
+            canvas[:, t:b, l:r] = ip.resize(pred[None], (b - t, r - l))[0]
+        weight = ip.feather_weights(hole, feather_radius)
+        if feather_radius == 0:
+            return torch.where(hole, canvas, image)  # known pixels stay the input's own values, exactly
+        return image * (1 - weight) + canvas * weight
+
+    # -- 5. output ----------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def to_pil(rgb: torch.Tensor, prepared: ip.PreparedImage) -> PIL.Image.Image:
+        array = (rgb.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        pil = PIL.Image.fromarray(array, "RGB")
+        if prepared.was_grayscale:
+            pil = pil.convert("L")  # equal channels: exact
+        if prepared.alpha is not None:
+            pil.putalpha(PIL.Image.fromarray(prepared.alpha, "L"))
+        return pil
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image,
+        mask_image,
+        strategy: str = "auto",
+        working_size: int | None = None,
+        crop_margin: int | None = None,
+        mask_dilation: int = 0,
+        feather_radius: int = 0,
+        invert_mask: bool = False,
+        resize_mask: bool = False,
+        batch_size: int = 4,
+        output_type: str = "pil",
+        return_dict: bool = True,
+    ):
+        r"""Inpaint `image` where `mask_image` is white.
+
+        Args:
+            image: a PIL image, an (H, W, C) numpy array (uint8, or float in [0, 1]), a (C, H, W) tensor in [0, 1], or
+                a list of those / a batched (B, ...) array or tensor. Grayscale photos come back grayscale; the alpha
+                of RGBA photos is kept (PIL outputs) and their colour inpainted.
+            mask_image: the same kinds, one per image or one for all. **White (≥ 0.5) = repaint.** RGB masks are read
+                by luminance; RGBA masks by their alpha when it varies or the colour is empty (a painted layer),
+                else by colour. An empty mask returns the image unchanged without running the network.
+            strategy: `"auto"`, `"original"`, `"resize"` or `"crop"` (see the class docstring).
+            working_size: longest side the network processes at once (multiple of 16); default
+                `2 * rfrnet.config.sample_size`.
+            crop_margin: context kept around each masked region by `"crop"`; default `working_size // 4`.
+            mask_dilation: grow the hole by this many pixels first (covers halos and shadows of removed objects).
+            feather_radius: blend the prediction into this many pixels around the hole (0: hard edge, known pixels
+                untouched).
+            invert_mask: treat black as repaint instead.
+            resize_mask: resize a mask of another size to its image (nearest) instead of raising.
+            batch_size: tiles of equal size sent to the network together.
+            output_type: `"pil"`, `"np"` ((B, H, W, 3) float32 in [0, 1]) or `"pt"` ((B, 3, H, W) float32 on the
+                CPU); images of different sizes come back as a list.
+            return_dict: return an `ImagePipelineOutput` rather than a tuple.
+
+        A full mask leaves the network no context: it returns a flat colour. Holes much wider than the model's
+        training holes (about 160 px at 256²) are not fully reached by its recurrent filling: their centres come out
+        grey-ish; use `strategy="resize"` or a smaller `working_size` for them.
+        """
+        self.check_inputs(strategy, output_type, working_size, crop_margin, mask_dilation, feather_radius)
+        working_size = working_size or 2 * self.rfrnet.config.sample_size
+        crop_margin = working_size // 4 if crop_margin is None else crop_margin
+        images, holes = self.prepare(image, mask_image, invert_mask, resize_mask, mask_dilation)
+
+        tiles = []
+        for n, (img, hole) in enumerate(zip(images, holes)):
+            if hole.any():
+                tiles += self._tiles(n, img.rgb, hole, strategy, working_size, crop_margin)
+        predictions = self.run(tiles, batch_size) if tiles else []
+
+        results = []
+        for n, (img, hole) in enumerate(zip(images, holes)):
+            mine = [(t, p) for t, p in zip(tiles, predictions) if t.index == n]
+            if not mine:
+                results.append(img.rgb)
+                continue
+            results.append(self.composite(img.rgb, hole, *zip(*mine), feather_radius))
+        self.maybe_free_model_hooks()
+
+        if output_type == "pil":
+            output = [self.to_pil(rgb, prepared) for rgb, prepared in zip(results, images)]
+        else:
+            same_size = len({tuple(r.shape) for r in results}) == 1
+            if output_type == "pt":
+                output = torch.stack(results) if same_size else [r[None] for r in results]
+            else:
+                arrays = [r.permute(1, 2, 0).numpy() for r in results]
+                output = np.stack(arrays) if same_size else [a[None] for a in arrays]
+        if not return_dict:
+            return (output,)
+        return ImagePipelineOutput(images=output)

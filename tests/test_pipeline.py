@@ -1,0 +1,349 @@
+"""RFRInpaintPipeline with a tiny real model: inputs, outputs, strategies, edge cases, saving and loading."""
+
+import io
+import json
+import logging
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
+
+from rfr_pipeline import RFRInpaintPipeline, RFRNet
+from test_model import TINY, make_model
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return RFRInpaintPipeline(rfrnet=make_model(sample_size=64))
+
+
+def photo(height=96, width=128, seed=0, mode="RGB"):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x * 255 / width, y * 255 / height, (x + y) * 127 / (width + height)], -1)
+    array = np.clip(base + rng.integers(-20, 20, (height, width, 3)), 0, 255).astype(np.uint8)
+    return PIL.Image.fromarray(array).convert(mode)
+
+
+def box_mask(height=96, width=128, boxes=((20, 30, 50, 70),)):
+    mask = np.zeros((height, width), np.uint8)
+    for top, left, bottom, right in boxes:
+        mask[top:bottom, left:right] = 255
+    return PIL.Image.fromarray(mask)
+
+
+def hole_of(mask: PIL.Image.Image) -> np.ndarray:
+    return np.asarray(mask.convert("L")) >= 128
+
+
+def assert_known_identical(result: PIL.Image.Image, image: PIL.Image.Image, hole: np.ndarray):
+    out, src = np.asarray(result), np.asarray(image)
+    assert out.shape == src.shape
+    assert np.array_equal(out[~hole], src[~hole]), "known pixels changed"
+    assert (out[hole] != src[hole]).any(), "the hole was not repainted"
+
+
+# -- inputs and outputs -------------------------------------------------------------------------------------------
+
+
+def test_pil_in_pil_out_keeps_known_pixels_bit_identical(pipe):
+    image, mask = photo(), box_mask()
+    output = pipe(image=image, mask_image=mask)
+    assert isinstance(output, ImagePipelineOutput) and len(output.images) == 1
+    assert output.images[0].mode == "RGB" and output.images[0].size == image.size
+    assert_known_identical(output.images[0], image, hole_of(mask))
+
+
+def test_every_input_type_gives_the_same_result(pipe):
+    image, mask = photo(), box_mask()
+    array = np.asarray(image)
+    mask_array = np.array(mask)
+    reference = pipe(image, mask, output_type="np").images
+    tensor = torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255
+    variants = {
+        "numpy uint8": (array, mask_array),
+        "numpy float": (array.astype(np.float32) / 255, mask_array.astype(np.float32) / 255),
+        "numpy bool mask": (array, mask_array > 0),
+        "torch CHW": (tensor, torch.from_numpy(mask_array).float()[None] / 255),
+        "torch BCHW": (tensor[None], torch.from_numpy(mask_array).float()[None, None] / 255),
+        "lists": ([image], [mask]),
+        "RGB mask": (image, mask.convert("RGB")),
+        "1-bit mask": (image, mask.convert("1")),
+    }
+    for name, (img, msk) in variants.items():
+        got = pipe(img, msk, output_type="np").images
+        np.testing.assert_allclose(got, reference, rtol=0, atol=1e-6, err_msg=name)
+
+
+def test_output_types_and_tuple_return(pipe):
+    image, mask = photo(), box_mask()
+    as_np = pipe(image, mask, output_type="np").images
+    as_pt = pipe(image, mask, output_type="pt").images
+    (as_pil,) = pipe(image, mask, return_dict=False)
+    assert as_np.shape == (1, 96, 128, 3) and as_np.dtype == np.float32
+    assert as_pt.shape == (1, 3, 96, 128) and as_pt.dtype == torch.float32
+    np.testing.assert_array_equal(as_pt.permute(0, 2, 3, 1).numpy(), as_np)
+    np.testing.assert_array_equal(np.asarray(as_pil[0]), (as_np[0] * 255).round().astype(np.uint8))
+    assert 0 <= as_np.min() and as_np.max() <= 1
+
+
+def test_float_inputs_keep_their_exact_values_outside_the_hole(pipe):
+    image = torch.rand(3, 64, 80, generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(64, 80)
+    mask[10:30, 20:50] = 1
+    out = pipe(image, mask, output_type="pt").images[0]
+    known = mask == 0
+    assert torch.equal(out[:, known], image[:, known])
+
+
+def test_batch_equals_one_by_one(pipe):
+    images = [photo(seed=s) for s in range(3)]
+    masks = [box_mask(boxes=((10 + 10 * s, 20, 40 + 10 * s, 60),)) for s in range(3)]
+    batched = pipe(images, masks, output_type="np").images
+    single = np.concatenate([pipe(i, m, output_type="np").images for i, m in zip(images, masks)])
+    np.testing.assert_allclose(batched, single, rtol=0, atol=1e-5)
+    # One mask for every image.
+    shared = pipe(images, masks[0], output_type="np").images
+    assert shared.shape == (3, 96, 128, 3)
+
+
+def test_images_of_different_sizes_come_back_as_a_list(pipe):
+    images = [photo(64, 80), photo(96, 128)]
+    masks = [box_mask(64, 80, ((5, 5, 20, 20),)), box_mask()]
+    out = pipe(images, masks, output_type="pt").images
+    assert isinstance(out, list) and [tuple(o.shape) for o in out] == [(1, 3, 64, 80), (1, 3, 96, 128)]
+
+
+# -- sizes and strategies -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(250, 333), (17, 1), (1, 17), (31, 47)])
+def test_odd_sizes(pipe, size):
+    height, width = size
+    image = photo(height, width)
+    mask = np.zeros((height, width), np.uint8)
+    mask[height // 3 : height // 3 + max(1, height // 3), width // 3 : width // 3 + max(1, width // 3)] = 255
+    result = pipe(image, mask).images[0]
+    assert result.size == (width, height)
+    assert_known_identical(result, image, mask > 0)
+
+
+@pytest.mark.parametrize("strategy", ["original", "resize", "crop", "auto"])
+def test_strategies_on_a_large_photo(pipe, strategy):
+    image = photo(768, 1024)
+    mask = box_mask(768, 1024, ((100, 150, 180, 260), (500, 700, 600, 820)))
+    calls = []
+    hook = pipe.rfrnet.register_forward_pre_hook(lambda module, args: calls.append(tuple(args[0].shape)))
+    try:
+        result = pipe(image, mask, strategy=strategy, working_size=256).images[0]
+    finally:
+        hook.remove()
+    assert result.size == (1024, 768)
+    assert_known_identical(result, image, hole_of(mask))
+    sizes = [s[-2:] for s in calls]
+    if strategy == "original":
+        assert sizes == [(768, 1024)]
+    elif strategy == "resize":
+        assert sizes == [(192, 256)]
+    else:  # crop (auto picks crop at this size): one window per separate region, each at most working_size
+        assert len(calls) == 2 and all(s[0] == 1 and max(s[-2:]) <= 256 for s in calls)
+
+
+def test_crop_merges_overlapping_windows(pipe):
+    image = photo(600, 800)
+    mask = box_mask(600, 800, ((100, 100, 140, 140), (150, 150, 180, 190)))
+    calls = []
+    hook = pipe.rfrnet.register_forward_pre_hook(lambda module, args: calls.append(tuple(args[0].shape)))
+    try:
+        result = pipe(image, mask, strategy="crop", working_size=256, crop_margin=40).images[0]
+    finally:
+        hook.remove()
+    assert len(calls) == 1 and calls[0][0] == 1
+    assert_known_identical(result, image, hole_of(mask))
+
+
+# -- masks and photos of every kind -------------------------------------------------------------------------------
+
+
+def test_rgba_photo_keeps_its_alpha(pipe):
+    image = photo()
+    alpha = PIL.Image.fromarray(np.tile(np.linspace(0, 255, 128, dtype=np.uint8), (96, 1)))
+    rgba = image.copy()
+    rgba.putalpha(alpha)
+    result = pipe(rgba, box_mask()).images[0]
+    assert result.mode == "RGBA"
+    assert np.array_equal(np.asarray(result.getchannel("A")), np.asarray(alpha))
+    assert_known_identical(result.convert("RGB"), image, hole_of(box_mask()))
+
+
+def test_grayscale_photo_comes_back_grayscale(pipe):
+    image = photo(mode="L")
+    result = pipe(image, box_mask()).images[0]
+    assert result.mode == "L"
+    assert_known_identical(result, image, hole_of(box_mask()))
+
+
+def test_rgba_painted_layer_uses_alpha_whatever_the_brush_colour(pipe):
+    image, mask = photo(), box_mask()
+    expected = pipe(image, mask, output_type="np").images
+    for brush in [(0, 0, 0), (255, 255, 255), (255, 0, 0)]:
+        layer = np.zeros((96, 128, 4), np.uint8)  # transparent everywhere...
+        layer[hole_of(mask)] = (*brush, 255)  # ...but the painted stroke
+        got = pipe(image, PIL.Image.fromarray(layer, "RGBA"), output_type="np").images
+        np.testing.assert_array_equal(got, expected, err_msg=str(brush))
+    # An opaque RGBA mask (uniform alpha, colour content) is read by colour.
+    opaque = mask.convert("RGBA")
+    np.testing.assert_array_equal(pipe(image, opaque, output_type="np").images, expected)
+
+
+def test_inverted_looking_mask_is_taken_literally_warned_about_and_invertible(pipe, caplog):
+    image = photo()
+    black_hole = PIL.Image.fromarray(255 - np.asarray(box_mask(boxes=((40, 50, 45, 55),))))  # black = hole
+    with caplog.at_level(logging.WARNING, logger="rfr_pipeline.pipeline_rfr_inpaint"):
+        literal = pipe(image, black_hole).images[0]
+    assert "invert_mask=True" in caplog.text
+    assert_known_identical(literal, image, hole_of(black_hole))  # white (almost everything) was repainted
+    inverted = pipe(image, black_hole, invert_mask=True).images[0]
+    assert_known_identical(inverted, image, ~hole_of(black_hole))
+
+
+def test_exif_orientation_is_respected(pipe):
+    image = photo(96, 128)
+    exif = PIL.Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise when displayed
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", exif=exif)
+    rotated_file = PIL.Image.open(io.BytesIO(buffer.getvalue()))
+    upright = image.transpose(PIL.Image.Transpose.ROTATE_270)
+    mask = box_mask(128, 96, ((20, 20, 50, 60),))
+    result = pipe(rotated_file, mask).images[0]
+    assert result.size == (96, 128)
+    assert_known_identical(result, upright, hole_of(mask))
+
+
+# -- edge cases ---------------------------------------------------------------------------------------------------
+
+
+def test_empty_mask_returns_the_input_without_running_the_model(pipe):
+    image = photo()
+    calls = []
+    hook = pipe.rfrnet.register_forward_pre_hook(lambda *args: calls.append(1))
+    try:
+        result = pipe(image, np.zeros((96, 128), np.uint8)).images[0]
+    finally:
+        hook.remove()
+    assert calls == []
+    assert np.array_equal(np.asarray(result), np.asarray(image))
+
+
+def test_full_mask_does_not_crash(pipe):
+    result = pipe(photo(), np.full((96, 128), 255, np.uint8), output_type="np").images
+    assert result.shape == (1, 96, 128, 3) and np.isfinite(result).all()
+
+
+def test_mask_dilation_and_feathering(pipe):
+    image, mask = photo(), box_mask()
+    hole = hole_of(mask)
+    grown = pipe(image, mask, mask_dilation=4).images[0]
+    ring = np.zeros_like(hole)
+    ring[16:54, 26:74] = True
+    assert_known_identical(grown, image, ring)  # exactly the hole grown by 4 px is repainted
+    feathered = np.asarray(pipe(image, mask, feather_radius=3).images[0])
+    changed = (feathered != np.asarray(image)).any(-1)
+    within_3px = np.zeros_like(hole)
+    within_3px[17:53, 27:73] = True
+    assert changed[~hole].any() and not changed[~within_3px].any()
+
+
+def test_bad_inputs_are_refused_clearly(pipe):
+    image = photo()
+    with pytest.raises(ValueError, match="pass resize_mask=True"):
+        pipe(image, box_mask(48, 64))
+    resized = pipe(image, box_mask(48, 64, ((10, 15, 25, 35),)), resize_mask=True).images[0]
+    assert resized.size == (128, 96)
+    bad = torch.rand(3, 32, 32)
+    bad[0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        pipe(bad, torch.ones(32, 32))
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        pipe(torch.rand(3, 32, 32) * 255, torch.ones(32, 32))
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        pipe(image, box_mask(), strategy="tile")
+    with pytest.raises(ValueError, match="output_type must be one of"):
+        pipe(image, box_mask(), output_type="latent")
+    with pytest.raises(ValueError, match="2 masks"):
+        pipe([image] * 3, [box_mask()] * 2)
+    with pytest.raises(ValueError, match="PIL image, a numpy array or a torch tensor"):
+        pipe("photo.png", box_mask())
+    with pytest.raises(ValueError, match="working_size must be a multiple of 16"):
+        pipe(image, box_mask(), working_size=100)
+
+
+# -- saving and loading -------------------------------------------------------------------------------------------
+
+
+def test_save_and_load_a_local_folder(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    assert index["_class_name"] == "RFRInpaintPipeline" and index["rfrnet"] == ["rfr_pipeline", "RFRNet"]
+    assert (tmp_path / "rfrnet" / "diffusion_pytorch_model.safetensors").is_file()
+    loaded = RFRInpaintPipeline.from_pretrained(tmp_path)
+    image, mask = photo(), box_mask()
+    np.testing.assert_array_equal(loaded(image, mask, output_type="np").images, pipe(image, mask, output_type="np").images)
+    generic = DiffusionPipeline.from_pretrained(tmp_path)
+    assert isinstance(generic, RFRInpaintPipeline)
+
+
+def test_fp16_variant_and_dtype(pipe, tmp_path):
+    half = RFRInpaintPipeline(rfrnet=make_model(sample_size=64).to(torch.float16))
+    half.save_pretrained(tmp_path, variant="fp16")
+    assert (tmp_path / "rfrnet" / "diffusion_pytorch_model.fp16.safetensors").is_file()
+    loaded = RFRInpaintPipeline.from_pretrained(tmp_path, variant="fp16", dtype=torch.float16)
+    assert loaded.rfrnet.dtype == torch.float16
+    as_float = RFRInpaintPipeline.from_pretrained(tmp_path, variant="fp16", dtype=torch.float32)
+    assert as_float.rfrnet.dtype == torch.float32
+    result = loaded(photo(), box_mask(), output_type="np").images
+    reference = pipe(photo(), box_mask(), output_type="np").images
+    assert np.abs(result - reference).max() < 0.1  # half precision, same model
+
+
+def test_sharded_weights(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path, max_shard_size="20KB")
+    shards = list((tmp_path / "rfrnet").glob("*.safetensors"))
+    assert len(shards) > 1 and (tmp_path / "rfrnet" / "diffusion_pytorch_model.safetensors.index.json").is_file()
+    loaded = RFRInpaintPipeline.from_pretrained(tmp_path)
+    for name, tensor in pipe.rfrnet.state_dict().items():
+        assert torch.equal(loaded.rfrnet.state_dict()[name], tensor), name
+
+
+def test_hub_repo_id_from_the_offline_cache(pipe, tmp_path):
+    """A repo id resolves through huggingface_hub's cache (HF_HUB_OFFLINE=1, set by conftest): fill the cache the way
+    a download would, then load by id."""
+    from huggingface_hub import constants
+
+    saved = tmp_path / "saved"
+    pipe.save_pretrained(saved)
+    repo_cache = tmp_path / "hub" / "models--rfr-tests--tiny-rfr"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = repo_cache / "snapshots" / commit
+    for path in saved.rglob("*"):
+        if path.is_file():
+            target = snapshot / path.relative_to(saved)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    (repo_cache / "refs").mkdir(parents=True)
+    (repo_cache / "refs" / "main").write_text(commit)
+    assert constants.HF_HUB_OFFLINE
+
+    loaded = RFRInpaintPipeline.from_pretrained("rfr-tests/tiny-rfr", cache_dir=tmp_path / "hub")
+    image, mask = photo(), box_mask()
+    np.testing.assert_array_equal(loaded(image, mask, output_type="np").images, pipe(image, mask, output_type="np").images)
+    with pytest.raises(Exception):  # not in the cache and no network: an error, never random weights
+        RFRInpaintPipeline.from_pretrained("rfr-tests/absent", cache_dir=tmp_path / "hub")
+
+
+def test_tiny_config_is_what_the_tests_think():
+    assert RFRNet(**TINY).config.trunk_channels == 8
