@@ -132,7 +132,7 @@ def run_case_in_subprocess(args: argparse.Namespace, impl: str, mode: str, resol
         def cap_memory():  # an allocation past the cap fails inside the case instead of waking the OOM killer
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-        proc = subprocess.run(command, capture_output=True, text=True, preexec_fn=cap_memory)
+        proc = subprocess.run(command, check=False, capture_output=True, text=True, preexec_fn=cap_memory)
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
             out_of_memory = any(s in tail[0].lower() for s in ("memory", "alloc")) or proc.returncode == -9
@@ -147,7 +147,8 @@ def machine_info(threads: int) -> dict:
 
     cpu = platform.processor()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     info = {"cpu": cpu, "threads": threads, "torch": torch.__version__, "python": platform.python_version()}

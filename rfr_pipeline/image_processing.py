@@ -34,7 +34,7 @@ def _describe(x) -> str:
 
 def _float_array_to_unit(array: np.ndarray | torch.Tensor, what: str) -> torch.Tensor:
     """Float data must already be in [0, 1]; integer data is read as 8-bit (0-255) or 16-bit."""
-    tensor = torch.as_tensor(array)
+    tensor = array if isinstance(array, torch.Tensor) else torch.tensor(array)
     if tensor.dtype == torch.bool:
         return tensor.float()
     if not tensor.is_floating_point():

@@ -21,7 +21,8 @@ Implementation choices that keep the numbers identical to the official code but 
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -122,9 +123,9 @@ class FeatureReasoning(nn.Module):
     def __init__(self, channels: int, widths: Sequence[int]):
         super().__init__()
         w1, w2, w3 = widths
-        strided = lambda cin, cout: nn.Conv2d(cin, cout, 3, 2, 1, bias=False)  # noqa: E731
-        dilated = lambda cin, cout: nn.Conv2d(cin, cout, 3, 1, 2, dilation=2, bias=False)  # noqa: E731
-        upsample = lambda cin, cout: nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)  # noqa: E731
+        strided = lambda cin, cout: nn.Conv2d(cin, cout, 3, 2, 1, bias=False)
+        dilated = lambda cin, cout: nn.Conv2d(cin, cout, 3, 1, 2, dilation=2, bias=False)
+        upsample = lambda cin, cout: nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)
         self.encoders = nn.ModuleList(
             [
                 ConvNormAct(strided(channels, w1), w1, None),  # H/4
@@ -241,17 +242,17 @@ class RFRNet(ModelMixin, ConfigMixin):
     def finetune_mode(self) -> bool:
         return self._finetune_mode
 
-    def enable_finetune_mode(self) -> "RFRNet":
+    def enable_finetune_mode(self) -> RFRNet:
         """Official fine-tune phase: every BatchNorm layer stays in eval mode (running statistics frozen) while its
         affine parameters keep training. Persists across `train()` calls."""
         self._finetune_mode = True
         return self.train(self.training)
 
-    def disable_finetune_mode(self) -> "RFRNet":
+    def disable_finetune_mode(self) -> RFRNet:
         self._finetune_mode = False
         return self.train(self.training)
 
-    def train(self, mode: bool = True) -> "RFRNet":
+    def train(self, mode: bool = True) -> RFRNet:
         super().train(mode)
         if mode and self._finetune_mode:
             for module in self.modules():

@@ -36,7 +36,7 @@ class VGG16Features(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def train(self, mode: bool = True) -> "VGG16Features":
+    def train(self, mode: bool = True) -> VGG16Features:
         return super().train(False)  # always frozen: no dropout/BN here, but keep the intent explicit
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
@@ -49,7 +49,7 @@ class VGG16Features(nn.Module):
             start = end
         return outputs
 
-    def load_weights(self, path: str | os.PathLike) -> "VGG16Features":
+    def load_weights(self, path: str | os.PathLike) -> VGG16Features:
         """Load torchvision-format VGG16 weights from a .pth (torch.save) or .safetensors file; strict on the
         layers used here, extra keys (deeper layers, classifier) are ignored."""
         path = os.fspath(path)

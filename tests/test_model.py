@@ -8,7 +8,7 @@ from torch import nn
 
 from rfr_pipeline import RFRNet
 
-TINY = dict(trunk_channels=8, reasoning_channels=(8, 16, 16), tail_channels=8, tail_bottleneck_channels=2)
+TINY = {"trunk_channels": 8, "reasoning_channels": (8, 16, 16), "tail_channels": 8, "tail_bottleneck_channels": 2}
 
 
 def make_model(seed=0, **overrides):

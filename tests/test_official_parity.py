@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from conftest import load_official_fixture, requires_shared
+
 from rfr_pipeline import load_official_checkpoint
 
 pytestmark = requires_shared

@@ -4,9 +4,9 @@ second oracle for RFRNet on shapes the fixtures do not cover (non-square, batche
 
 import pytest
 import torch
+from conftest import load_official_fixture, requires_shared
 
 from benchmarks.official_reference import OfficialRFRNet
-from conftest import load_official_fixture, requires_shared
 from rfr_pipeline import load_official_checkpoint
 
 

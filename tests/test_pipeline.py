@@ -10,9 +10,9 @@ import pytest
 import torch
 from diffusers import DiffusionPipeline
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
+from test_model import TINY, make_model
 
 from rfr_pipeline import RFRInpaintPipeline, RFRNet
-from test_model import TINY, make_model
 
 
 @pytest.fixture(scope="module")
@@ -341,7 +341,7 @@ def test_hub_repo_id_from_the_offline_cache(pipe, tmp_path):
     loaded = RFRInpaintPipeline.from_pretrained("rfr-tests/tiny-rfr", cache_dir=tmp_path / "hub")
     image, mask = photo(), box_mask()
     np.testing.assert_array_equal(loaded(image, mask, output_type="np").images, pipe(image, mask, output_type="np").images)
-    with pytest.raises(Exception):  # not in the cache and no network: an error, never random weights
+    with pytest.raises(OSError):  # not in the cache and no network: an error, never random weights
         RFRInpaintPipeline.from_pretrained("rfr-tests/absent", cache_dir=tmp_path / "hub")
 
 

@@ -1,0 +1,133 @@
+"""Command-line tools: official checkpoint conversion, Hub upload checks and `rfr-inpaint`."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from conftest import REPO_ROOT, load_official_fixture, requires_shared
+from test_model import make_model
+from test_pipeline import box_mask, photo
+
+from benchmarks.official_reference import OfficialRFRNet
+from rfr_pipeline import RFRInpaintPipeline
+from rfr_pipeline.cli import main as cli_main
+
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+import convert_official_checkpoint
+import push_to_hub
+
+
+@pytest.fixture(scope="module")
+def official_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("official") / "checkpoint.pth"
+    torch.save({"n_iter": 1, "generator": OfficialRFRNet().state_dict(), "optimizer_G": {}}, path)
+    return path
+
+
+def test_conversion_writes_a_complete_pipeline_folder(official_checkpoint, tmp_path):
+    out = tmp_path / "converted"
+    code = convert_official_checkpoint.main(["--checkpoint", str(official_checkpoint), "--output", str(out),
+                                             "--variant", "fp16", "--dataset", "celeba", "--repo-id", "me/rfr"])
+    assert code == 0
+    assert (out / "rfrnet" / "diffusion_pytorch_model.safetensors").is_file()
+    assert (out / "rfrnet" / "diffusion_pytorch_model.fp16.safetensors").is_file()
+    card = (out / "README.md").read_text()
+    assert "RFR-Net (CelebA), official weights" in card and "me/rfr" in card and "research" in card
+    assert "31,224,065" in card and "{{" not in card
+    pipe = RFRInpaintPipeline.from_pretrained(out)
+    assert pipe.rfrnet.config.sample_size == 256
+    half = RFRInpaintPipeline.from_pretrained(out, variant="fp16", dtype=torch.float16)
+    assert half.rfrnet.dtype == torch.float16
+    # Converting again into the same folder is refused unless asked.
+    assert convert_official_checkpoint.main(["--checkpoint", str(official_checkpoint), "--output", str(out)]) == 2
+    assert convert_official_checkpoint.main(["--checkpoint", str(official_checkpoint), "--output", str(out),
+                                             "--overwrite"]) == 0
+
+
+def test_conversion_refuses_files_that_are_not_checkpoints(tmp_path, capsys):
+    bogus = tmp_path / "photo.pth"
+    PIL.Image.new("RGB", (8, 8)).save(bogus, format="PNG")
+    assert convert_official_checkpoint.main(["--checkpoint", str(bogus), "--output", str(tmp_path / "o")]) == 2
+    assert "not a PyTorch checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+@requires_shared
+@pytest.mark.parametrize("seed", [0, 1])
+def test_converted_fixture_reproduces_the_official_output_through_the_pipeline(seed, tmp_path):
+    fixture = load_official_fixture(seed)
+    checkpoint = tmp_path / "official.pth"
+    torch.save({"n_iter": 0, "generator": fixture["state_dict"], "optimizer_G": {}}, checkpoint)
+    assert convert_official_checkpoint.main(["--checkpoint", str(checkpoint), "--output", str(tmp_path / "p")]) == 0
+    pipe = RFRInpaintPipeline.from_pretrained(tmp_path / "p")
+    image, hole = fixture["image"], fixture["hole"].float()
+    result = pipe(image=image, mask_image=hole[0], output_type="pt").images
+    # The pipeline shows images in [0, 1]: the official composite, clamped as saving it to a file does.
+    torch.testing.assert_close(result, fixture["comp"].clamp(0, 1), rtol=0, atol=1e-5)
+    with torch.no_grad():
+        raw = pipe.rfrnet(image, 1 - hole)
+    torch.testing.assert_close(raw, fixture["output"], rtol=0, atol=1e-5)
+
+
+def test_push_to_hub_checks_the_folder_before_uploading(tmp_path, capsys):
+    assert push_to_hub.main(["--folder", str(tmp_path), "--repo-id", "me/x"]) == 2
+    assert "no model_index.json" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny") / "pipe"
+    RFRInpaintPipeline(rfrnet=make_model(sample_size=64)).save_pretrained(folder)
+    return folder
+
+
+def test_cli_folder_mode_skips_bad_files_and_reports_them(tiny_pipeline_dir, tmp_path, capsys):
+    images, masks, out = tmp_path / "images", tmp_path / "masks", tmp_path / "out"
+    images.mkdir()
+    masks.mkdir()
+    for n in range(2):
+        photo(seed=n).save(images / f"p{n}.jpg", quality=95)
+        box_mask().save(masks / f"p{n}.png")
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not really a png")
+    box_mask().save(masks / "broken.png")
+    photo(seed=5).save(images / "lonely.png")  # no mask
+    before = {p: p.read_bytes() for p in images.iterdir()}
+
+    code = cli_main(["--image", str(images), "--mask", str(masks), "--output", str(out),
+                     "--model", str(tiny_pipeline_dir)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "broken.png" in err and "lonely.png: no mask" in err and "2 of 3 images inpainted" in err
+    assert sorted(p.name for p in out.iterdir()) == ["p0.png", "p1.png"]
+    hole = np.asarray(box_mask()) > 0
+    for n in range(2):
+        result = np.asarray(PIL.Image.open(out / f"p{n}.png"))
+        source = np.asarray(PIL.Image.open(images / f"p{n}.jpg"))
+        assert np.array_equal(result[~hole], source[~hole])
+    assert {p: p.read_bytes() for p in images.iterdir()} == before
+
+
+def test_cli_single_file_and_never_overwrites_inputs(tiny_pipeline_dir, tmp_path, capsys):
+    photo().save(tmp_path / "in.png")
+    box_mask().save(tmp_path / "mask.png")
+    args = ["--image", str(tmp_path / "in.png"), "--mask", str(tmp_path / "mask.png"), "--model", str(tiny_pipeline_dir)]
+    assert cli_main([*args, "--output", str(tmp_path / "in.png")]) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err
+    assert cli_main([*args, "--output", str(tmp_path / "result.png")]) == 0
+    assert PIL.Image.open(tmp_path / "result.png").size == (128, 96)
+
+
+def test_cli_console_script_runs(tiny_pipeline_dir, tmp_path):
+    photo().save(tmp_path / "in.png")
+    box_mask().save(tmp_path / "mask.png")
+    script = os.path.join(os.path.dirname(sys.executable), "rfr-inpaint")
+    proc = subprocess.run([script, "--image", str(tmp_path / "in.png"), "--mask", str(tmp_path / "mask.png"),
+                           "--output", str(tmp_path / "out"), "--model", str(tiny_pipeline_dir),
+                           "--strategy", "crop"], check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "in.png").is_file()
