@@ -1,0 +1,66 @@
+"""What the benchmarks share: one case per subprocess (so peak memory is that case's own), a memory cap that turns
+an oversized case into a clean "skipped", machine information, and atomic JSON reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+
+def default_memory_limit_gib() -> float:
+    return round(0.85 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_in_subprocess(script: str, case_args: list[str], memory_limit_gib: float) -> dict:
+    """Run `script --_case ... --_case_output FILE` and return the JSON it wrote, or {"error"|"skipped": reason}."""
+    limit = int(memory_limit_gib * 2**30)
+
+    def cap_memory():  # an allocation past the cap fails inside the case instead of waking the OOM killer
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        command = [sys.executable, script, *case_args, "--_case_output", out.name]
+        proc = subprocess.run(command, check=False, capture_output=True, text=True, preexec_fn=cap_memory)
+        if proc.returncode == 0:
+            return json.loads(Path(out.name).read_text())
+    last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
+    if proc.returncode == -9 or any(word in last[0].lower() for word in ("memory", "alloc")):
+        return {"skipped": f"out of memory under the {memory_limit_gib:g} GiB cap ({last[0][:120]})"}
+    return {"error": last[0]}
+
+
+def machine_info(threads: int) -> dict:
+    import torch
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "threads": threads, "torch": torch.__version__, "python": platform.python_version()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def write_report(path: Path, report: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=2))
+    tmp.replace(path)  # never leave a half-written report

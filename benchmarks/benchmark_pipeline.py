@@ -1,0 +1,134 @@
+"""Cost of the pipeline around the model, and of each large-image strategy.
+
+1. Overhead at 256²: median time of `pipe(PIL image, PIL mask)` against the bare `model(tensor, mask)` it wraps
+   (conversion, padding, compositing, PIL output), full-size RFR-Net, batch 1.
+2. A 2048×1536 photo with a 10 % mask (three separate regions) through each strategy (original, resize, crop):
+   median time and peak resident memory, each in its own process. `original` needs the attention over all
+   256×192 positions at once (a 49,152² score matrix): expect it to exceed the memory cap, which is the point of
+   the other two.
+
+    python benchmarks/benchmark_pipeline.py [--repeats 3] [--output benchmarks/results/pipeline_cpu.json]
+    python benchmarks/benchmark_pipeline.py --quick      # tiny model and image: checks the script runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks._harness import (  # noqa: E402
+    default_memory_limit_gib,
+    machine_info,
+    peak_rss_mib,
+    rss_mib,
+    run_in_subprocess,
+    write_report,
+)
+
+TINY = {"trunk_channels": 8, "reasoning_channels": [8, 16, 16], "tail_channels": 8, "tail_bottleneck_channels": 2}
+
+
+def make_photo_and_mask(height: int, width: int, hole_fraction: float):
+    import numpy as np
+    import PIL.Image
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:height, 0:width]
+    photo = np.stack([x * 255 / width, y * 255 / height, (x + y) * 127 / (height + width)], -1)
+    photo = np.clip(photo + rng.normal(0, 12, photo.shape), 0, 255).astype(np.uint8)
+    mask = np.zeros((height, width), np.uint8)
+    side = int((hole_fraction * height * width / 3) ** 0.5)  # three square regions
+    for top, left in ((0.15, 0.1), (0.5, 0.45), (0.2, 0.7)):
+        t, l = int(top * height), int(left * width)
+        mask[t : t + side, l : l + side] = 255
+    return PIL.Image.fromarray(photo), PIL.Image.fromarray(mask)
+
+
+def timed(fn, repeats: int) -> list[float]:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def run_case(kind: str, args) -> dict:
+    import numpy as np
+    import torch
+
+    from rfr_pipeline import RFRInpaintPipeline, RFRNet
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = RFRNet(**(TINY if args.quick else {})).eval()
+    pipe = RFRInpaintPipeline(rfrnet=model)
+    pipe.set_progress_bar_config(disable=True)
+    before = rss_mib()
+    if kind == "overhead":
+        size = 64 if args.quick else 256
+        photo, mask = make_photo_and_mask(size, size, 0.2)
+        image = torch.from_numpy(np.array(photo)).permute(2, 0, 1)[None].float() / 255
+        known = 1 - torch.from_numpy(np.array(mask) > 0)[None, None].float()
+        with torch.no_grad():
+            model_times = timed(lambda: model(image, known), args.repeats)
+        pipe_times = timed(lambda: pipe(photo, mask), args.repeats)
+        m, p = statistics.median(model_times), statistics.median(pipe_times)
+        return {"case": "overhead", "size": size, "model_median_s": m, "pipeline_median_s": p,
+                "overhead_s": p - m, "overhead_percent": 100 * (p - m) / m}
+    height, width = (192, 256) if args.quick else (1536, 2048)
+    photo, mask = make_photo_and_mask(height, width, 0.10)
+    working = 64 if args.quick else args.working_size
+    times = timed(lambda: pipe(photo, mask, strategy=kind, working_size=working), args.repeats)
+    return {"case": kind, "size": [height, width], "working_size": working, "median_s": statistics.median(times),
+            "times_s": times, "peak_rss_mib": peak_rss_mib(), "rss_before_mib": before,
+            "hole_fraction": float((np.array(mask) > 0).mean())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--working-size", type=int, default=512)
+    parser.add_argument("--strategies", nargs="+", default=["original", "resize", "crop"])
+    parser.add_argument("--memory-limit-gib", type=float, default=default_memory_limit_gib())
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--output", type=Path)
+    parser.add_argument("--_case", help=argparse.SUPPRESS)
+    parser.add_argument("--_case_output", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._case:
+        Path(args._case_output).write_text(json.dumps(run_case(args._case, args)))
+        return
+    if args.quick:
+        args.repeats = 1
+
+    common = ["--repeats", str(args.repeats), "--threads", str(args.threads), "--working-size", str(args.working_size)]
+    common += ["--quick"] if args.quick else []
+    results = []
+    for kind in ["overhead", *args.strategies]:
+        r = {"case": kind, **run_in_subprocess(__file__, ["--_case", kind, *common], args.memory_limit_gib)}
+        results.append(r)
+        if "overhead_s" in r:
+            print(f"pipeline overhead at {r['size']}²: model {r['model_median_s']:.3f} s, pipeline "
+                  f"{r['pipeline_median_s']:.3f} s → +{1000 * r['overhead_s']:.0f} ms ({r['overhead_percent']:.1f} %)")
+        elif "median_s" in r:
+            print(f"{kind:>9} {r['size'][1]}×{r['size'][0]}: {r['median_s']:.2f} s, peak RSS {r['peak_rss_mib']:.0f} MiB")
+        else:
+            print(f"{kind:>9}: {r.get('skipped') or 'failed: ' + r['error']}")
+    if args.output:
+        write_report(args.output, {"machine": machine_info(args.threads), "results": results})
+    if any("error" in r for r in results):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

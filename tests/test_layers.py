@@ -1,0 +1,80 @@
+"""The fast layer implementations compute what the plain PyTorch / official formulations compute."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmarks.official_reference import OfficialPartialConv2d
+from rfr_pipeline.modeling_rfr import KnowledgeConsistentAttention, PartialConv2d, UpConv, _box_sum_3x3
+
+
+@pytest.mark.parametrize("in_channels", [8, 1024])
+def test_upconv_every_path_equals_conv_transpose(in_channels):
+    torch.manual_seed(0)
+    layer = UpConv(in_channels, 16)
+    x = torch.randn(2, in_channels, 6, 10)
+    expected = F.conv_transpose2d(x, layer.weight, stride=2, padding=1)
+    with torch.no_grad():  # inference: channels-last or, for 1024 channels, the four-phase form
+        torch.testing.assert_close(layer(x), expected, rtol=0, atol=2e-5)
+    training = layer(x)  # autograd on: the plain kernel
+    assert training.requires_grad
+    torch.testing.assert_close(training, expected, rtol=0, atol=0)
+
+
+def test_upconv_phase_kernels_follow_weight_updates():
+    torch.manual_seed(0)
+    layer = UpConv(1024, 4)
+    x = torch.randn(1, 1024, 4, 4)
+    with torch.no_grad():
+        layer(x)
+        layer.weight.mul_(2)  # an in-place update (optimizer step, load_state_dict) must not reuse stale kernels
+        torch.testing.assert_close(layer(x), F.conv_transpose2d(x, layer.weight, stride=2, padding=1),
+                                   rtol=0, atol=2e-5)
+
+
+def test_box_sum_equals_the_official_average_pool_times_nine():
+    x = torch.randn(2, 5, 7, 9) * 50
+    torch.testing.assert_close(_box_sum_3x3(x), F.avg_pool2d(x, 3, 1, 1) * 9, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel,stride", [(7, 2), (5, 1), (3, 1)])
+def test_one_channel_mask_update_equals_the_official_multichannel_partial_conv(kernel, stride):
+    torch.manual_seed(0)
+    ours = PartialConv2d(6, 4, kernel, stride=stride, padding=kernel // 2)
+    official = OfficialPartialConv2d(6, 4, kernel, stride, kernel // 2)
+    official.weight.data.copy_(ours.weight.data)
+    x = torch.randn(2, 6, 20, 24)
+    mask = (torch.rand(2, 1, 20, 24) > 0.6).float()
+    y, new_mask = ours(x, mask)
+    y_ref, mask_ref = official(x, mask.expand(-1, 6, -1, -1))
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-5)
+    assert torch.equal(new_mask.expand_as(mask_ref), mask_ref)
+
+
+def test_grouped_masks_equal_the_official_concatenated_mask():
+    torch.manual_seed(0)
+    ours = PartialConv2d(3 + 5, 4, 3, padding=1)
+    official = OfficialPartialConv2d(8, 4, 3, 1, 1)
+    official.weight.data.copy_(ours.weight.data)
+    x = torch.randn(1, 8, 16, 16)
+    masks = (torch.rand(1, 2, 16, 16) > 0.5).float()
+    y, _ = ours(x, masks, group_sizes=(3, 5))
+    full = torch.cat([masks[:, :1].expand(-1, 3, -1, -1), masks[:, 1:].expand(-1, 5, -1, -1)], dim=1)
+    y_ref, _ = official(x, full)
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-5)
+
+
+def test_attention_conv_and_bmm_backends_agree():
+    torch.manual_seed(0)
+    attention = KnowledgeConsistentAttention(8)
+    features = torch.randn(2, 8, 6, 5, requires_grad=True)
+    mask = (torch.rand(2, 1, 12, 10) > 0.5).float()
+    results = {}
+    for backend in ("conv", "bmm"):
+        attention.matmul_backend = backend
+        out, memory = attention(features, mask, None)
+        out2, _ = attention(features, mask, memory)
+        (grad,) = torch.autograd.grad(out2.sum(), features)
+        results[backend] = (out2, grad)
+    torch.testing.assert_close(results["conv"][0], results["bmm"][0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(results["conv"][1], results["bmm"][1], rtol=1e-5, atol=1e-5)
