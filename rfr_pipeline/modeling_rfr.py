@@ -202,7 +202,6 @@ class FeatureReasoning(nn.Module):
         w1, w2, w3 = widths
         strided = lambda cin, cout: nn.Conv2d(cin, cout, 3, 2, 1, bias=False)
         dilated = lambda cin, cout: nn.Conv2d(cin, cout, 3, 1, 2, dilation=2, bias=False)
-        upsample = lambda cin, cout: nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)
         self.encoders = nn.ModuleList(
             [
                 ConvNormAct(strided(channels, w1), w1, None),  # H/4

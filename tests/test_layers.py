@@ -72,7 +72,7 @@ def test_attention_conv_and_bmm_backends_agree():
     results = {}
     for backend in ("conv", "bmm"):
         attention.matmul_backend = backend
-        out, memory = attention(features, mask, None)
+        _, memory = attention(features, mask, None)
         out2, _ = attention(features, mask, memory)
         (grad,) = torch.autograd.grad(out2.sum(), features)
         results[backend] = (out2, grad)
