@@ -122,10 +122,10 @@ class UpConv(nn.ConvTranspose2d):
 
 
 def _box_sum_3x3(x: torch.Tensor) -> torch.Tensor:
-    """Zero-padded 3×3 sum over the last two dims (official: avg_pool2d(3, 1, 1) · 9), as two separable passes."""
-    x = F.pad(x, (1, 1, 1, 1))
-    x = x[..., :-2, :] + x[..., 1:-1, :] + x[..., 2:, :]
-    return x[..., :-2] + x[..., 1:-1] + x[..., 2:]
+    """Zero-padded 3×3 sum over the last two dims of (B, C, h, w) (official: avg_pool2d(3, 1, 1) · 9), as a depthwise
+    convolution with a kernel of ones: the same 9-term sums, several times faster forward and backward."""
+    channels = x.shape[1]
+    return F.conv2d(x, x.new_ones(channels, 1, 3, 3), padding=1, groups=channels)
 
 
 class AttentionMemory(NamedTuple):
@@ -166,8 +166,10 @@ class KnowledgeConsistentAttention(nn.Module):
         scores = _box_sum_3x3(scores)
         scores = scores.softmax(dim=1)
         if memory is not None:
+            # (s_prev·m_prev + s·r) / (m_prev + r), with the per-position fractions formed on the small mask first
             weight = self.ratio.abs().to(compute_dtype) + 1e-7
-            scores = (memory.scores * memory.mask + scores * weight) / (memory.mask + weight)
+            denominator = memory.mask + weight
+            scores = memory.scores * (memory.mask / denominator) + scores * (weight / denominator)
         attended = self._mix_keys(keys, scores).view(b, c, h, w).to(features.dtype)  # Σ_j scores[j, p] · key_j
         out = self.combiner(torch.cat([attended, features], dim=1))
         return out, AttentionMemory(scores, mask.to(compute_dtype))

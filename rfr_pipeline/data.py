@@ -1,0 +1,106 @@
+"""Training data: photos from folders, cropped and flipped, each with a hole mask.
+
+A sample is a pure function of (seed, epoch, index): crops, flips and masks come from a generator seeded with those
+three numbers, so every process of a distributed run, and a run resumed mid-epoch, sees exactly the same data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import PIL.ImageOps
+import torch
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+MaskSource = Callable[[int, np.random.Generator], np.ndarray]  # (size, rng) → (size, size) bool, True = hole
+
+
+def list_images(folders: Sequence[str | Path]) -> list[Path]:
+    """Every jpg/png/webp under the folders (recursively), in a stable order."""
+    paths = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise ValueError(f"training data folder {folder} does not exist")
+        paths += [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    if not paths:
+        raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {', '.join(map(str, folders))}")
+    return sorted(paths)
+
+
+def split_validation(paths: list[Path], count: int, seed: int) -> tuple[list[Path], list[Path]]:
+    """A fixed, seeded choice of `count` validation images; the rest train."""
+    if count <= 0:
+        return paths, []
+    if count >= len(paths):
+        raise ValueError(f"cannot hold out {count} validation images from {len(paths)}")
+    chosen = set(np.random.default_rng(seed).choice(len(paths), size=count, replace=False).tolist())
+    return [p for i, p in enumerate(paths) if i not in chosen], [p for i, p in enumerate(paths) if i in chosen]
+
+
+class InpaintingDataset(torch.utils.data.Dataset):
+    """Photos → {"image": (3, R, R) in [0, 1], "known": (1, R, R), 1 = known, "skipped": unreadable files passed}.
+
+    Training samples: a random square crop (at least half the shorter side) resized to R, flipped horizontally with
+    p = 0.5, and a mask from `masks` flipped independently. Validation samples (`train=False`): the centre square, no
+    flips, and the same mask every epoch. An unreadable image is logged and replaced by the next readable one, so a
+    bad file never ends an epoch nor leaves processes of a distributed run with batches of different sizes.
+    """
+
+    def __init__(self, paths: Sequence[Path], resolution: int, masks: MaskSource, seed: int = 0, train: bool = True):
+        if not paths:
+            raise ValueError("the dataset has no images")
+        self.paths = list(paths)
+        self.resolution = resolution
+        self.masks = masks
+        self.seed = seed
+        self.train = train
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict:
+        skipped = 0
+        for attempt in range(min(len(self.paths), 100)):
+            path = self.paths[(index + attempt) % len(self.paths)]
+            try:
+                with PIL.Image.open(path) as image:
+                    image = PIL.ImageOps.exif_transpose(image).convert("RGB")
+                break
+            except (OSError, ValueError, SyntaxError) as err:  # what PIL raises for unreadable or corrupt files
+                logger.warning("skipping unreadable image %s: %s", path, err)
+                skipped += 1
+        else:
+            raise RuntimeError(f"100 unreadable images in a row from {self.paths[index]}: check the data folder")
+        epoch = self.epoch if self.train else 0
+        rng = np.random.default_rng([self.seed, epoch, index])
+        image = self._crop(image, rng)
+        hole = self.masks(self.resolution, rng)
+        if self.train and rng.uniform() < 0.5:
+            image = image.transpose(PIL.Image.Transpose.FLIP_LEFT_RIGHT)
+        if self.train and rng.uniform() < 0.5:
+            hole = hole[:, ::-1]
+        rgb = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255
+        known = torch.from_numpy(~np.ascontiguousarray(hole))[None].float()
+        return {"image": rgb, "known": known, "skipped": skipped}
+
+    def _crop(self, image: PIL.Image.Image, rng: np.random.Generator) -> PIL.Image.Image:
+        w, h = image.size
+        short = min(w, h)
+        if self.train:
+            side = int(rng.integers(max(1, short // 2), short + 1))
+            left, top = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+        else:
+            side, left, top = short, (w - short) // 2, (h - short) // 2
+        box = (left, top, left + side, top + side)
+        return image.resize((self.resolution, self.resolution), PIL.Image.Resampling.BICUBIC, box=box)
