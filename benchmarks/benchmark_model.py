@@ -18,21 +18,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
 
-
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+from benchmarks._harness import (  # noqa: E402
+    default_memory_limit_gib,
+    machine_info,
+    peak_rss_mib,
+    rss_mib,
+    run_in_subprocess,
+    write_report,
+)
 
 
 def run_case(impl: str, mode: str, resolution: int, batch: int, repeats: int, threads: int, device: str) -> dict:
@@ -40,7 +41,6 @@ def run_case(impl: str, mode: str, resolution: int, batch: int, repeats: int, th
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    sys.path.insert(0, str(REPO_ROOT))
     from benchmarks.official_reference import OfficialRFRNet, official_generator_loss
     from rfr_pipeline import load_official_checkpoint
     from rfr_pipeline.losses import InpaintingLoss
@@ -93,7 +93,7 @@ def run_case(impl: str, mode: str, resolution: int, batch: int, repeats: int, th
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    rss_before = _rss_mib()
+    rss_before = rss_mib()
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     with FlopCounterMode(display=False) as counter:
@@ -112,7 +112,7 @@ def run_case(impl: str, mode: str, resolution: int, batch: int, repeats: int, th
         "impl": impl, "mode": mode, "resolution": resolution, "batch": batch, "device": device,
         "median_s": median, "times_s": times, "gflop": flops / 1e9, "gflop_per_s": flops / 1e9 / median,
         "output_mean_abs": checksum,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mib(),
         "rss_before_mib": rss_before,
     }
     if device.startswith("cuda"):
@@ -121,40 +121,10 @@ def run_case(impl: str, mode: str, resolution: int, batch: int, repeats: int, th
 
 
 def run_case_in_subprocess(args: argparse.Namespace, impl: str, mode: str, resolution: int, batch: int) -> dict:
-    with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        command = [
-            sys.executable, __file__, "--_case", impl, mode, str(resolution), str(batch),
-            "--repeats", str(args.repeats), "--threads", str(args.threads), "--device", args.device,
-            "--_case_output", out.name,
-        ]
-        limit = int(args.memory_limit_gib * 2**30)
-
-        def cap_memory():  # an allocation past the cap fails inside the case instead of waking the OOM killer
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-        proc = subprocess.run(command, check=False, capture_output=True, text=True, preexec_fn=cap_memory)
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
-            out_of_memory = any(s in tail[0].lower() for s in ("memory", "alloc")) or proc.returncode == -9
-            key = "skipped" if out_of_memory else "error"
-            return {"impl": impl, "mode": mode, "resolution": resolution, "batch": batch,
-                    key: f"out of memory under the {args.memory_limit_gib:g} GiB cap" if out_of_memory else tail[0]}
-        return json.loads(Path(out.name).read_text())
-
-
-def machine_info(threads: int) -> dict:
-    import torch
-
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    info = {"cpu": cpu, "threads": threads, "torch": torch.__version__, "python": platform.python_version()}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
+    case = ["--_case", impl, mode, str(resolution), str(batch), "--repeats", str(args.repeats),
+            "--threads", str(args.threads), "--device", args.device]
+    result = run_in_subprocess(__file__, case, args.memory_limit_gib)
+    return {"impl": impl, "mode": mode, "resolution": resolution, "batch": batch, **result}
 
 
 def main() -> None:
@@ -166,8 +136,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--device", default="cpu")
-    total_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    parser.add_argument("--memory-limit-gib", type=float, default=round(0.85 * total_gib, 1),
+    parser.add_argument("--memory-limit-gib", type=float, default=default_memory_limit_gib(),
                         help="address-space cap of each case (a case over it is reported as skipped)")
     parser.add_argument("--quick", action="store_true", help="64² and batch 1, one repeat: checks the script runs")
     parser.add_argument("--output", type=Path, help="write the results as JSON here")
@@ -207,10 +176,7 @@ def main() -> None:
                     results.append({"resolution": resolution, "batch": batch, "mode": mode, "time_ratio": ratio})
     report = {"machine": machine_info(args.threads), "results": results}
     if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.output.with_suffix(".tmp")
-        tmp.write_text(json.dumps(report, indent=2))
-        tmp.replace(args.output)  # never leave a half-written report
+        write_report(args.output, report)
     if any("error" in r for r in results):
         sys.exit(1)
 

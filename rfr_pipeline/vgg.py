@@ -7,6 +7,7 @@ with the same `features.N.weight|bias` names) loads directly. Only the layers up
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -68,13 +69,19 @@ class VGG16Features(nn.Module):
 
 
 def load_vgg16_features(path: str | os.PathLike | None = None, allow_random: bool = False) -> VGG16Features:
-    """VGG16 features with ImageNet weights: from `path`, else torchvision's file through the torch hub cache
-    (downloaded when online). Random weights only when `allow_random` (timing, smoke tests)."""
+    """VGG16 features with ImageNet weights: from `path`, else torchvision's `vgg16-397923af.pth` from the torch hub
+    cache, downloaded there when online (offline, with HF_HUB_OFFLINE=1, only the cache is read). Random weights
+    only when `allow_random` (timing, smoke tests); otherwise a missing file is an error."""
     model = VGG16Features()
     if path is not None:
         return model.load_weights(path)
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(TORCHVISION_VGG16_URL).name
     try:
-        state_dict = torch.hub.load_state_dict_from_url(TORCHVISION_VGG16_URL, map_location="cpu", progress=False)
+        if not cached.is_file():
+            if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+                raise FileNotFoundError(f"{cached} is not cached and HF_HUB_OFFLINE is set")
+            torch.hub.load_state_dict_from_url(TORCHVISION_VGG16_URL, map_location="cpu", progress=False)
+        return model.load_weights(cached)
     except Exception as err:
         if allow_random:
             return model
@@ -82,6 +89,3 @@ def load_vgg16_features(path: str | os.PathLike | None = None, allow_random: boo
             "could not get the VGG16 weights of the perceptual/style losses "
             f"({type(err).__name__}: {err}). Offline, run scripts/prepare_vgg16.py and pass its output file."
         ) from err
-    model.load_state_dict({k: v for k, v in state_dict.items() if k.startswith("features.") and
-                           int(k.split(".")[1]) < _POOL_ENDS[-1]}, strict=True)
-    return model

@@ -1,0 +1,413 @@
+#!/usr/bin/env python
+"""Train RFR-Net with 🤗 Accelerate: the official losses and two-phase schedule, on one CPU, one GPU or many.
+
+    accelerate launch scripts/train.py --train_data_dir photos/ --output_dir rfr-faces \\
+        --resolution 256 --train_batch_size 6 --max_train_steps 350000 --finetune_start_step 350000 ...
+    python scripts/train.py ...                              # one process, no launcher
+    accelerate launch scripts/train.py --finetune --pretrained_model rfr-faces ...     # phase two on its own
+
+Phase one trains everything at --learning_rate (2e-4); phase two (--finetune, or from --finetune_start_step on)
+keeps every BatchNorm's running statistics frozen and trains at --finetune_learning_rate (5e-5), as the official
+recipe does. Checkpoints (`accelerator.save_state`) are written atomically as checkpoint-<step>; a run resumed with
+--resume_from_checkpoint latest continues with the same data order, masks and optimizer state. The end result is an
+RFRInpaintPipeline folder in --output_dir (with a model card), optionally pushed to the Hub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import ProjectConfiguration, set_seed
+from tqdm.auto import tqdm
+
+from rfr_pipeline import RFRInpaintPipeline, RFRNet
+from rfr_pipeline.data import InpaintingDataset, list_images, split_validation
+from rfr_pipeline.hub import RESEARCH_ONLY_LICENCE, render_model_card, save_pipeline_atomically
+from rfr_pipeline.losses import InpaintingLoss
+from rfr_pipeline.masks import MaskFolder, MaskGenerator
+from rfr_pipeline.vgg import load_vgg16_features
+
+logger = get_logger(__name__)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+MODEL_PRESETS = {
+    "paper": {},
+    # the width the CPU measurements of shared/docs/TRAINING_NOTES.md used: 7.8 M parameters
+    "slim": {"trunk_channels": 32, "reasoning_channels": [64, 128, 256]},
+    "tiny": {"trunk_channels": 8, "reasoning_channels": [8, 16, 16], "tail_channels": 8, "tail_bottleneck_channels": 2},
+}
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = p.add_argument_group("data")
+    data.add_argument("--train_data_dir", nargs="+", required=True, help="image folders (searched recursively)")
+    data.add_argument("--validation_data_dir", help="validation images (default: hold some out of the training data)")
+    data.add_argument("--num_validation_images", type=int, default=8)
+    data.add_argument("--mask_dir", help="training masks (white = hole); default: generated strokes and rectangles")
+    data.add_argument("--hole_range", type=float, nargs=2, default=[0.05, 0.6], metavar=("LOW", "HIGH"),
+                      help="hole area of generated masks, as fractions of the image")
+    data.add_argument("--resolution", type=int, default=256)
+    data.add_argument("--dataloader_num_workers", type=int, default=0)
+
+    model = p.add_argument_group("model")
+    model.add_argument("--model_config", default="paper",
+                       help=f"a preset ({', '.join(MODEL_PRESETS)}) or a JSON file of RFRNet arguments")
+    model.add_argument("--pretrained_model", help="start from these weights (pipeline or RFRNet folder)")
+    model.add_argument("--vgg_weights", help="VGG16 weights (torchvision .pth or scripts/prepare_vgg16.py output)")
+    model.add_argument("--allow_random_vgg", action="store_true",
+                       help="train with a random VGG16 when no weights are found (smoke tests only)")
+
+    opt = p.add_argument_group("optimisation")
+    opt.add_argument("--output_dir", default="rfr-model")
+    opt.add_argument("--seed", type=int, default=0)
+    opt.add_argument("--train_batch_size", type=int, default=6, help="per process")
+    opt.add_argument("--max_train_steps", type=int, default=1000)
+    opt.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    opt.add_argument("--learning_rate", type=float, default=2e-4)
+    opt.add_argument("--finetune", action="store_true", help="train in the fine-tune phase from the start")
+    opt.add_argument("--finetune_start_step", type=int, help="switch to the fine-tune phase at this step")
+    opt.add_argument("--finetune_learning_rate", type=float, default=5e-5)
+    opt.add_argument("--ema_decay", type=float, default=0.0, help="keep an EMA of the weights (0 = off)")
+    opt.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default=None)
+    opt.add_argument("--channels_last", action="store_true")
+    opt.add_argument("--torch_compile", action="store_true")
+
+    ckpt = p.add_argument_group("checkpoints, validation, logging")
+    ckpt.add_argument("--checkpointing_steps", type=int, default=500)
+    ckpt.add_argument("--checkpoints_total_limit", type=int, default=None)
+    ckpt.add_argument("--resume_from_checkpoint", help='"latest" or a checkpoint folder')
+    ckpt.add_argument("--save_pipeline_every", type=int, default=0, help="also write pipeline-<step> folders")
+    ckpt.add_argument("--validation_steps", type=int, default=500)
+    ckpt.add_argument("--logging_steps", type=int, default=10)
+    ckpt.add_argument("--report_to", default="tensorboard", help='"tensorboard", "none", or another tracker')
+    ckpt.add_argument("--push_to_hub", action="store_true")
+    ckpt.add_argument("--hub_model_id")
+    args = p.parse_args(argv)
+    if args.finetune and args.finetune_start_step is not None:
+        p.error("--finetune trains in the fine-tune phase throughout; --finetune_start_step switches to it later")
+    if args.resolution % 16:
+        p.error(f"--resolution must be a multiple of 16, got {args.resolution}")
+    return args
+
+
+def model_kwargs(spec: str, resolution: int) -> dict:
+    if spec in MODEL_PRESETS:
+        kwargs = dict(MODEL_PRESETS[spec])
+    elif Path(spec).is_file():
+        kwargs = json.loads(Path(spec).read_text())
+    else:
+        raise SystemExit(f"--model_config: {spec!r} is neither a preset ({', '.join(MODEL_PRESETS)}) nor a JSON file")
+    return {**kwargs, "sample_size": resolution}
+
+
+def load_pretrained(path: str) -> RFRNet:
+    folder = Path(path)
+    return RFRNet.from_pretrained(folder / "rfrnet" if (folder / "rfrnet").is_dir() else folder)
+
+
+def list_checkpoints(output_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (a save is renamed into place only once complete)."""
+    if not output_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in output_dir.iterdir() if (m := CHECKPOINT_PATTERN.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """A fresh permutation every epoch, drawn from (seed, epoch) alone: identical on every process and on resume."""
+
+    def __init__(self, length: int, seed: int):
+        self.length, self.seed, self.epoch = length, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.length, generator=generator).tolist())
+
+
+def enter_finetune_phase(model: RFRNet, optimizer, learning_rate: float) -> None:
+    model.enable_finetune_mode()
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
+
+
+def validation_metrics(output, target, hole) -> dict[str, float]:
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+    comp = (output.clamp(0, 1) * hole + target * (1 - hole)).float()
+    target = target.float()
+    hole3 = hole.expand_as(target)
+    return {
+        "val/psnr": peak_signal_noise_ratio(comp, target, data_range=1.0).item(),
+        "val/ssim": structural_similarity_index_measure(comp, target, data_range=1.0).item(),
+        "val/hole_l1": ((comp - target).abs() * hole3).sum().item() / max(hole3.sum().item(), 1.0),
+    }
+
+
+@torch.no_grad()
+def run_validation(model, batch, accelerator, step, output_dir: Path):
+    was_training = model.training
+    model.eval()
+    image, known = batch["image"].to(accelerator.device), batch["known"].to(accelerator.device)
+    with accelerator.autocast():
+        output = model(image, known)
+    model.train(was_training)
+    hole = 1 - known
+    metrics = validation_metrics(output.float(), image, hole)
+    comp = (output.float().clamp(0, 1) * hole + image * known).cpu()
+    masked = (image * known + hole * 0.5).cpu()  # holes shown grey
+    grid = torch.cat([torch.cat(list(rows), dim=2) for rows in (masked, comp, image.cpu())], dim=1)  # 3 rows
+    array = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    folder = output_dir / "validation"
+    folder.mkdir(parents=True, exist_ok=True)
+    from PIL import Image
+
+    tmp = folder / f".step-{step}.png.tmp"
+    Image.fromarray(array).save(tmp, format="PNG")
+    os.replace(tmp, folder / f"step-{step}.png")
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            tracker.writer.add_image("validation (masked / output / truth)", array, step, dataformats="HWC")
+    return metrics
+
+
+def save_checkpoint(accelerator, output_dir: Path, step: int, total_limit: int | None) -> None:
+    """save_state into a temporary folder, renamed into place once complete: a run killed mid-save leaves the
+    previous checkpoint as the latest loadable one."""
+    final = output_dir / f"checkpoint-{step}"
+    staging = output_dir / f".checkpoint-{step}.incomplete"
+    if accelerator.is_main_process and staging.exists():
+        shutil.rmtree(staging)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(staging))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
+        if total_limit is not None:
+            for old in list_checkpoints(output_dir)[:-total_limit]:
+                shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+
+
+def save_pipeline(model, ema, folder: Path, args, step: int, losses: dict) -> None:
+    if ema is not None:
+        ema.store(model.parameters())
+        ema.copy_to(model.parameters())
+    try:
+        pipe = RFRInpaintPipeline(rfrnet=model)
+        save_pipeline_atomically(pipe, folder, overwrite=True)
+    finally:
+        if ema is not None:
+            ema.restore(model.parameters())
+    data = ", ".join(args.train_data_dir)
+    card = render_model_card(
+        REPO_ROOT / "model_card.md",
+        model,
+        model_name=f"RFR-Net trained on {data}",
+        repo_id=args.hub_model_id or f"your-name/{folder.name}",
+        description="Trained with rfr-pipeline's `scripts/train.py`.",
+        training=(f"{step} steps on {data} at {args.resolution}², batch {args.train_batch_size} per process × "
+                  f"{args.gradient_accumulation_steps} accumulation, Adam lr {args.learning_rate}"
+                  + (f", fine-tune phase (frozen BatchNorm statistics, lr {args.finetune_learning_rate})"
+                     f" from step {0 if args.finetune else args.finetune_start_step}"
+                     if args.finetune or args.finetune_start_step is not None else "")
+                  + (f", EMA decay {args.ema_decay}" if args.ema_decay else "")
+                  + ". Final training losses: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(losses.items()))),
+        weights="trained from scratch" if not args.pretrained_model else f"fine-tuned from {args.pretrained_model}",
+        domain="its training images",
+        licence=RESEARCH_ONLY_LICENCE.format(data="check the licence of the training data"),
+    )
+    card.save(folder / "README.md")
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    logger.info(accelerator.state, main_process_only=False)
+    set_seed(args.seed)  # same initial weights on every process
+
+    # -- model, loss, optimiser ----------------------------------------------------------------------------------
+    model = load_pretrained(args.pretrained_model) if args.pretrained_model else \
+        RFRNet(**model_kwargs(args.model_config, args.resolution))
+    model.check_values = False  # the data pipeline guarantees finite images and binary masks: no host syncs
+    try:
+        vgg = load_vgg16_features(args.vgg_weights, allow_random=args.allow_random_vgg)
+    except (RuntimeError, ValueError, OSError) as err:
+        raise SystemExit(f"error: {err}\nPass --vgg_weights (see scripts/prepare_vgg16.py), or --allow_random_vgg "
+                         "for a smoke test.") from err
+    loss_fn = InpaintingLoss(vgg.to(accelerator.device))
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    lr = args.finetune_learning_rate if args.finetune else args.learning_rate
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    ema = None
+    if args.ema_decay:
+        from diffusers.training_utils import EMAModel
+
+        ema = EMAModel(model.parameters(), decay=args.ema_decay, model_cls=RFRNet, model_config=model.config)
+        ema.to(accelerator.device)
+        accelerator.register_for_checkpointing(ema)
+
+    # -- data ----------------------------------------------------------------------------------------------------
+    paths = list_images(args.train_data_dir)
+    if args.validation_data_dir:
+        val_paths = list_images([args.validation_data_dir])[: args.num_validation_images]
+    else:
+        paths, val_paths = split_validation(paths, args.num_validation_images, args.seed)
+    masks = MaskFolder(args.mask_dir) if args.mask_dir else MaskGenerator(tuple(args.hole_range))
+    train_set = InpaintingDataset(paths, args.resolution, masks, seed=args.seed)
+    sampler = EpochSampler(len(train_set), args.seed)
+    train_loader = torch.utils.data.DataLoader(train_set, batch_size=args.train_batch_size, sampler=sampler,
+                                               num_workers=args.dataloader_num_workers, drop_last=True)
+    val_batch = None
+    if val_paths:
+        val_set = InpaintingDataset(val_paths, args.resolution, MaskGenerator(tuple(args.hole_range)),
+                                    seed=args.seed + 1, train=False)
+        val_batch = torch.utils.data.default_collate([val_set[i] for i in range(len(val_set))])
+
+    model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    if args.torch_compile:
+        model = torch.compile(model)
+    steps_per_epoch = math.ceil(len(train_loader) / args.gradient_accumulation_steps)
+    if steps_per_epoch == 0:
+        raise SystemExit(f"error: {len(train_set)} training images make no full batch of "
+                         f"{args.train_batch_size} × {accelerator.num_processes} processes")
+    if accelerator.is_main_process:
+        accelerator.init_trackers("rfr-net", config={k: str(v) for k, v in vars(args).items()})
+
+    # -- resume --------------------------------------------------------------------------------------------------
+    global_step = 0
+    if args.resume_from_checkpoint:
+        if args.resume_from_checkpoint == "latest":
+            found = list_checkpoints(output_dir)
+            path = found[-1] if found else None
+        else:
+            path = Path(args.resume_from_checkpoint)
+        if path is None:
+            logger.info("no checkpoint in %s: starting a new run", output_dir)
+        else:
+            accelerator.load_state(str(path))
+            global_step = int(CHECKPOINT_PATTERN.match(path.name).group(1))
+            logger.info("resumed from %s at step %d", path, global_step)
+    unwrapped = accelerator.unwrap_model(model)
+    if args.finetune or (args.finetune_start_step is not None and global_step >= args.finetune_start_step):
+        enter_finetune_phase(unwrapped, optimizer, args.finetune_learning_rate)
+
+    # -- train ---------------------------------------------------------------------------------------------------
+    progress = tqdm(total=args.max_train_steps, initial=global_step, desc="steps",
+                    disable=not accelerator.is_local_main_process)
+    model.train()
+    running, micro_batches, last_losses = {}, 0, {}
+    skipped_images = torch.zeros((), device=accelerator.device)
+    epoch = global_step // steps_per_epoch
+    while global_step < args.max_train_steps:
+        train_set.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        loader = train_loader
+        done_in_epoch = global_step - epoch * steps_per_epoch
+        if done_in_epoch:
+            loader = accelerator.skip_first_batches(train_loader, done_in_epoch * args.gradient_accumulation_steps)
+        for batch in loader:
+            with accelerator.accumulate(model):
+                image, known = batch["image"], batch["known"]
+                with accelerator.autocast():
+                    output = model(image * known, known)
+                    terms = loss_fn(output.float(), image, known)
+                accelerator.backward(terms["loss"])
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                skipped_images += batch["skipped"].sum()
+                for name, value in terms.items():
+                    running[name] = running.get(name, 0) + value.detach()
+                micro_batches += 1
+            if not accelerator.sync_gradients:
+                continue
+            global_step += 1
+            progress.update(1)
+            if ema is not None:
+                ema.step(unwrapped.parameters())
+            if args.finetune_start_step is not None and global_step == args.finetune_start_step:
+                enter_finetune_phase(unwrapped, optimizer, args.finetune_learning_rate)
+                logger.info("step %d: fine-tune phase (frozen BatchNorm statistics, lr %g)", global_step,
+                            args.finetune_learning_rate)
+
+            if global_step % args.logging_steps == 0 or global_step == args.max_train_steps:
+                logs = {f"train/{k}": accelerator.reduce(v, "mean").item() / micro_batches for k, v in running.items()}
+                logs["train/skipped_images"] = accelerator.reduce(skipped_images, "sum").item()
+                logs["train/lr"] = optimizer.param_groups[0]["lr"]
+                accelerator.log(logs, step=global_step)
+                progress.set_postfix(loss=f"{logs['train/loss']:.4f}")
+                last_losses = {k.removeprefix("train/"): v for k, v in logs.items() if k != "train/lr"}
+                running, micro_batches = {}, 0
+            if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps:
+                save_checkpoint(accelerator, output_dir, global_step, args.checkpoints_total_limit)
+            if accelerator.is_main_process:
+                if val_batch is not None and (global_step % args.validation_steps == 0
+                                              or global_step == args.max_train_steps):
+                    metrics = run_validation(unwrapped, val_batch, accelerator, global_step, output_dir)
+                    accelerator.log(metrics, step=global_step)
+                    logger.info("step %d validation: %s", global_step,
+                                ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+                if args.save_pipeline_every and global_step % args.save_pipeline_every == 0:
+                    save_pipeline(unwrapped, ema, output_dir / f"pipeline-{global_step}", args, global_step,
+                                  last_losses)
+            if global_step >= args.max_train_steps:
+                break
+        epoch += 1
+    progress.close()
+
+    # -- finish --------------------------------------------------------------------------------------------------
+    accelerator.wait_for_everyone()
+    # Every process must end with the same weights (DDP keeps them in step); check rather than assume.
+    checksum = torch.stack([p.detach().double().sum() for p in unwrapped.parameters()]).sum()[None]
+    checksums = accelerator.gather(checksum).tolist()
+    logger.info("final weight checksum of each process: %s", checksums)
+    if max(checksums) - min(checksums) > 1e-6 * max(1.0, abs(checksums[0])):
+        raise RuntimeError(f"processes ended with different weights: {checksums}")
+    if accelerator.is_main_process:
+        final = output_dir / "pipeline"
+        save_pipeline(unwrapped, ema, final, args, global_step, last_losses)
+        logger.info("saved the pipeline to %s", final)
+        if args.push_to_hub:
+            from huggingface_hub import HfApi
+
+            repo_id = args.hub_model_id or final.resolve().parent.name
+            HfApi().create_repo(repo_id, exist_ok=True)
+            HfApi().upload_folder(folder_path=final, repo_id=repo_id, commit_message=f"RFR-Net, step {global_step}")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

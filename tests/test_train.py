@@ -1,0 +1,135 @@
+"""scripts/train.py for real: multi-process Accelerate, exact resume, a killed run, the fine-tune phase, bad data.
+
+Tiny model, 32² crops of images the tests draw themselves, a random-weight VGG (--allow_random_vgg)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from conftest import REPO_ROOT
+
+from rfr_pipeline import RFRInpaintPipeline
+
+TRAIN = str(REPO_ROOT / "scripts" / "train.py")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for n in range(14):
+        h, w = rng.integers(40, 64, 2)
+        y, x = np.mgrid[0:h, 0:w]
+        colour = rng.uniform(0, 255, 3)
+        array = np.clip(colour + 60 * np.sin(np.stack([x, y, x + y], -1) / rng.uniform(3, 9)), 0, 255)
+        sub = folder / ("a" if n % 2 else "b")  # nested folders are searched too
+        sub.mkdir(exist_ok=True)
+        PIL.Image.fromarray(array.astype(np.uint8)).save(sub / f"img{n}.{'png' if n % 3 else 'jpg'}")
+    (folder / "b" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
+    return folder
+
+
+def train_args(data_dir, output_dir, *extra):
+    return [TRAIN, "--train_data_dir", str(data_dir), "--output_dir", str(output_dir), "--model_config", "tiny",
+            "--resolution", "32", "--train_batch_size", "2", "--num_validation_images", "2",
+            "--allow_random_vgg", "--report_to", "none", "--logging_steps", "1", "--validation_steps", "1000",
+            "--checkpointing_steps", "2", "--seed", "3", *extra]
+
+
+def env():
+    return {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+
+
+def run(args, timeout=300):
+    proc = subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, timeout=timeout,
+                          env=env())
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    return proc.stdout + proc.stderr
+
+
+def weights(folder):
+    return RFRInpaintPipeline.from_pretrained(folder).rfrnet.state_dict()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_train_in_step_and_write_a_loadable_pipeline(data_dir, tmp_path):
+    launch = [os.path.join(os.path.dirname(sys.executable), "accelerate"), "launch", "--multi_gpu",
+              "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--main_process_port", str(free_port())]
+    proc = subprocess.run([*launch, *train_args(data_dir, tmp_path / "out", "--max_train_steps", "3")],
+                          check=False, capture_output=True, text=True, timeout=600, env=env())
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    assert "Num processes: 2" in log
+    assert "Process index: 0" in log and "Process index: 1" in log
+    line = next(line for line in log.splitlines() if "final weight checksum of each process" in line)
+    checksums = [float(v) for v in line.split("[")[1].rstrip("]").split(",")]
+    assert len(checksums) == 2 and checksums[0] == checksums[1]
+    pipe = RFRInpaintPipeline.from_pretrained(tmp_path / "out" / "pipeline")
+    assert pipe.rfrnet.config.trunk_channels == 8 and pipe.rfrnet.config.sample_size == 32
+    assert "skipping unreadable image" in log and "corrupt.jpg" in log
+    assert (tmp_path / "out" / "pipeline" / "README.md").is_file()
+    assert (tmp_path / "out" / "validation" / "step-3.png").is_file()
+
+
+def test_resume_continues_exactly(data_dir, tmp_path):
+    run(train_args(data_dir, tmp_path / "straight", "--max_train_steps", "6"))
+    run(train_args(data_dir, tmp_path / "resumed", "--max_train_steps", "4"))
+    assert (tmp_path / "resumed" / "checkpoint-4").is_dir()
+    run(train_args(data_dir, tmp_path / "resumed", "--max_train_steps", "6", "--resume_from_checkpoint", "latest"))
+    straight, resumed = weights(tmp_path / "straight" / "pipeline"), weights(tmp_path / "resumed" / "pipeline")
+    for name, tensor in straight.items():
+        torch.testing.assert_close(resumed[name], tensor, rtol=1e-6, atol=1e-7, msg=name)
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(data_dir, tmp_path):
+    out = tmp_path / "killed"
+    args = train_args(data_dir, out, "--max_train_steps", "400", "--checkpointing_steps", "1",
+                      "--checkpoints_total_limit", "2")
+    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
+    try:
+        deadline = time.time() + 240
+        while not (out / "checkpoint-3").is_dir():
+            assert proc.poll() is None and time.time() < deadline, "the run ended before writing checkpoint-3"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done = sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
+    assert done and done[-1] >= 3  # an interrupted save (".checkpoint-N.incomplete") never counts as a checkpoint
+    log = run(train_args(data_dir, out, "--max_train_steps", str(done[-1] + 2), "--resume_from_checkpoint", "latest"))
+    assert f"checkpoint-{done[-1]} at step {done[-1]}" in log
+    assert (out / "pipeline" / "model_index.json").is_file()
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == [f"checkpoint-{done[-1] + 1}", f"checkpoint-{done[-1] + 2}"]
+
+
+def test_finetune_keeps_batchnorm_statistics(data_dir, tmp_path):
+    run(train_args(data_dir, tmp_path / "phase1", "--max_train_steps", "2"))
+    start = weights(tmp_path / "phase1" / "pipeline")
+    run(train_args(data_dir, tmp_path / "phase2", "--max_train_steps", "2", "--finetune",
+                   "--pretrained_model", str(tmp_path / "phase1" / "pipeline")))
+    end = weights(tmp_path / "phase2" / "pipeline")
+    for name, tensor in start.items():
+        if "running_" in name or "num_batches_tracked" in name:
+            assert torch.equal(end[name], tensor), name
+    assert not torch.equal(end["stem_conv1.weight"], start["stem_conv1.weight"])
+    assert not torch.equal(end["stem_norm1.weight"], start["stem_norm1.weight"])  # affine parameters still train
+
+
+def test_refuses_random_vgg_unless_asked(data_dir, tmp_path):
+    args = [a for a in train_args(data_dir, tmp_path / "x", "--max_train_steps", "1") if a != "--allow_random_vgg"]
+    proc = subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, timeout=300,
+                          env={**env(), "TORCH_HOME": str(tmp_path / "empty-torch-home")})
+    assert proc.returncode != 0 and "--vgg_weights" in proc.stderr
