@@ -26,7 +26,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks._harness import (  # noqa: E402
+from benchmarks._harness import (
     default_memory_limit_gib,
     machine_info,
     peak_rss_mib,

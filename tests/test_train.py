@@ -75,7 +75,7 @@ def test_two_processes_train_in_step_and_write_a_loadable_pipeline(data_dir, tmp
     assert "Num processes: 2" in log
     assert "Process index: 0" in log and "Process index: 1" in log
     line = next(line for line in log.splitlines() if "final weight checksum of each process" in line)
-    checksums = [float(v) for v in line.split("[")[1].rstrip("]").split(",")]
+    checksums = [float(v) for v in line.split("process: ")[1].strip("[] ").split(",")]
     assert len(checksums) == 2 and checksums[0] == checksums[1]
     pipe = RFRInpaintPipeline.from_pretrained(tmp_path / "out" / "pipeline")
     assert pipe.rfrnet.config.trunk_channels == 8 and pipe.rfrnet.config.sample_size == 32
@@ -109,7 +109,8 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(data_dir, tmp_path):
         proc.wait()
     done = sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
     assert done and done[-1] >= 3  # an interrupted save (".checkpoint-N.incomplete") never counts as a checkpoint
-    log = run(train_args(data_dir, out, "--max_train_steps", str(done[-1] + 2), "--resume_from_checkpoint", "latest"))
+    log = run(train_args(data_dir, out, "--max_train_steps", str(done[-1] + 2), "--resume_from_checkpoint", "latest",
+                         "--checkpoints_total_limit", "2"))
     assert f"checkpoint-{done[-1]} at step {done[-1]}" in log
     assert (out / "pipeline" / "model_index.json").is_file()
     assert sorted(p.name for p in out.glob("checkpoint-*")) == [f"checkpoint-{done[-1] + 1}", f"checkpoint-{done[-1] + 2}"]
