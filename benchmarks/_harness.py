@@ -26,7 +26,7 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_in_subprocess(script: str, case_args: list[str], memory_limit_gib: float) -> dict:
+def run_in_subprocess(script: str, case_args: list[str], memory_limit_gib: float, timeout_s: float | None = None) -> dict:
     """Run `script --_case ... --_case_output FILE` and return the JSON it wrote, or {"error"|"skipped": reason}."""
     limit = int(memory_limit_gib * 2**30)
 
@@ -35,7 +35,11 @@ def run_in_subprocess(script: str, case_args: list[str], memory_limit_gib: float
 
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         command = [sys.executable, script, *case_args, "--_case_output", out.name]
-        proc = subprocess.run(command, check=False, capture_output=True, text=True, preexec_fn=cap_memory)
+        try:
+            proc = subprocess.run(command, check=False, capture_output=True, text=True, preexec_fn=cap_memory,
+                                  timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return {"skipped": f"did not finish within {timeout_s:g} s"}
         if proc.returncode == 0:
             return json.loads(Path(out.name).read_text())
     last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]

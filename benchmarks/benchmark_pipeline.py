@@ -100,6 +100,7 @@ def main() -> None:
     parser.add_argument("--working-size", type=int, default=512)
     parser.add_argument("--strategies", nargs="+", default=["original", "resize", "crop"])
     parser.add_argument("--memory-limit-gib", type=float, default=default_memory_limit_gib())
+    parser.add_argument("--case-timeout", type=float, default=600, help="seconds before a case is given up")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--output", type=Path)
     parser.add_argument("--_case", help=argparse.SUPPRESS)
@@ -115,15 +116,18 @@ def main() -> None:
     common += ["--quick"] if args.quick else []
     results = []
     for kind in ["overhead", *args.strategies]:
-        r = {"case": kind, **run_in_subprocess(__file__, ["--_case", kind, *common], args.memory_limit_gib)}
+        r = {"case": kind, **run_in_subprocess(__file__, ["--_case", kind, *common], args.memory_limit_gib,
+                                               args.case_timeout)}
         results.append(r)
         if "overhead_s" in r:
             print(f"pipeline overhead at {r['size']}²: model {r['model_median_s']:.3f} s, pipeline "
-                  f"{r['pipeline_median_s']:.3f} s → +{1000 * r['overhead_s']:.0f} ms ({r['overhead_percent']:.1f} %)")
+                  f"{r['pipeline_median_s']:.3f} s → +{1000 * r['overhead_s']:.0f} ms ({r['overhead_percent']:.1f} %)",
+                  flush=True)
         elif "median_s" in r:
-            print(f"{kind:>9} {r['size'][1]}×{r['size'][0]}: {r['median_s']:.2f} s, peak RSS {r['peak_rss_mib']:.0f} MiB")
+            print(f"{kind:>9} {r['size'][1]}×{r['size'][0]}: {r['median_s']:.2f} s, peak RSS {r['peak_rss_mib']:.0f} MiB",
+                  flush=True)
         else:
-            print(f"{kind:>9}: {r.get('skipped') or 'failed: ' + r['error']}")
+            print(f"{kind:>9}: {r.get('skipped') or 'failed: ' + r['error']}", flush=True)
     if args.output:
         write_report(args.output, {"machine": machine_info(args.threads), "results": results})
     if any("error" in r for r in results):

@@ -125,6 +125,11 @@ class RFRInpaintPipeline(DiffusionPipeline):
         if strategy == "auto":
             strategy = "original" if max(h, w) <= working_size else "crop"
         if strategy == "original":
+            # The attention compares all (H/8)·(W/8) positions pairwise, in float32, several copies at a time.
+            gib = 3 * ((-(-h // 16) * 2) * (-(-w // 16) * 2)) ** 2 * 4 / 2**30
+            if gib > 4:
+                logger.warning("strategy='original' on a %d×%d image needs about %.0f GiB for the attention alone; "
+                               "strategy='crop' or 'resize' needs a fraction of that", w, h, gib)
             return [_Tile(index, image, hole, (0, 0, h, w))]
         if strategy == "resize":
             return [self._scaled_tile(index, image, hole, (0, 0, h, w), working_size)]

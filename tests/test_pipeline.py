@@ -347,3 +347,11 @@ def test_hub_repo_id_from_the_offline_cache(pipe, tmp_path):
 
 def test_tiny_config_is_what_the_tests_think():
     assert RFRNet(**TINY).config.trunk_channels == 8
+
+
+def test_original_strategy_warns_when_the_attention_would_need_too_much_memory(pipe, caplog):
+    hole = torch.zeros(1536, 2048, dtype=torch.bool)
+    hole[100:200, 100:200] = True
+    with caplog.at_level(logging.WARNING, logger="rfr_pipeline.pipeline_rfr_inpaint"):
+        tiles = pipe._tiles(0, torch.zeros(3, 1536, 2048), hole, "original", working_size=512, crop_margin=128)
+    assert len(tiles) == 1 and "about 27 GiB" in caplog.text and "strategy='crop'" in caplog.text
