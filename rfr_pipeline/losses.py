@@ -27,9 +27,10 @@ class LossWeights:
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """φφᵀ per sample, (B, C, C); computed in float32 (the sums overflow half precision)."""
+    """φφᵀ per sample, (B, C, C); computed in float32, autocast or not (the sums overflow half precision)."""
     flat = features.flatten(2).float()
-    return torch.bmm(flat, flat.transpose(1, 2))
+    with torch.autocast(device_type=flat.device.type, enabled=False):
+        return torch.bmm(flat, flat.transpose(1, 2))
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:

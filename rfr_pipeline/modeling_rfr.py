@@ -154,10 +154,17 @@ class KnowledgeConsistentAttention(nn.Module):
     def forward(
         self, features: torch.Tensor, mask: torch.Tensor, memory: AttentionMemory | None
     ) -> tuple[torch.Tensor, AttentionMemory]:
+        # Softmax over large unnormalised logits: keep the attention in float32 under autocast and half models alike.
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            attended, memory = self._attend(features, mask, memory)
+        return self.combiner(torch.cat([attended, features], dim=1)), memory
+
+    def _attend(
+        self, features: torch.Tensor, mask: torch.Tensor, memory: AttentionMemory | None
+    ) -> tuple[torch.Tensor, AttentionMemory]:
         b, c, h, w = features.shape
         n = h * w
         mask = F.interpolate(mask, size=(h, w), mode="nearest")
-        # Softmax over large unnormalised logits: run it in float32 when the model runs in half precision.
         compute_dtype = torch.promote_types(features.dtype, torch.float32)
         queries = features.to(compute_dtype)
         keys = queries.flatten(2) + 1e-7  # (B, C, N): every position is a key
@@ -171,8 +178,7 @@ class KnowledgeConsistentAttention(nn.Module):
             denominator = memory.mask + weight
             scores = memory.scores * (memory.mask / denominator) + scores * (weight / denominator)
         attended = self._mix_keys(keys, scores).view(b, c, h, w).to(features.dtype)  # Σ_j scores[j, p] · key_j
-        out = self.combiner(torch.cat([attended, features], dim=1))
-        return out, AttentionMemory(scores, mask.to(compute_dtype))
+        return attended, AttentionMemory(scores, mask.to(compute_dtype))
 
     # The two products. On the CPU they run as grouped 1×1 convolutions (one group per sample), as the official
     # code's per-sample convolutions do: oneDNN runs those about 1.7× faster than bmm. Elsewhere, bmm.

@@ -78,3 +78,18 @@ def test_attention_conv_and_bmm_backends_agree():
         results[backend] = (out2, grad)
     torch.testing.assert_close(results["conv"][0], results["bmm"][0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(results["conv"][1], results["bmm"][1], rtol=1e-5, atol=1e-5)
+
+
+def test_attention_stays_float32_under_autocast_and_in_half_models():
+    torch.manual_seed(0)
+    attention = KnowledgeConsistentAttention(8)
+    features = torch.randn(1, 8, 6, 6)
+    mask = torch.ones(1, 1, 12, 12)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, memory = attention(features, mask, None)
+    assert memory.scores.dtype == torch.float32
+    reference, _ = attention(features, mask, None)
+    torch.testing.assert_close(out.float(), reference, rtol=0.05, atol=0.05)
+    half = attention.to(torch.bfloat16)
+    _, memory = half(features.bfloat16(), mask, None)
+    assert memory.scores.dtype == torch.float32

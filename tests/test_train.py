@@ -97,7 +97,7 @@ def test_resume_continues_exactly(data_dir, tmp_path):
 def test_a_killed_run_resumes_from_its_last_checkpoint(data_dir, tmp_path):
     out = tmp_path / "killed"
     args = train_args(data_dir, out, "--max_train_steps", "400", "--checkpointing_steps", "1",
-                      "--checkpoints_total_limit", "2")
+                      "--checkpoints_total_limit", "2", "--ema_decay", "0.5")  # the EMA is checkpointed too
     proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
     try:
         deadline = time.time() + 240
@@ -110,14 +110,16 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(data_dir, tmp_path):
     done = sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
     assert done and done[-1] >= 3  # an interrupted save (".checkpoint-N.incomplete") never counts as a checkpoint
     log = run(train_args(data_dir, out, "--max_train_steps", str(done[-1] + 2), "--resume_from_checkpoint", "latest",
-                         "--checkpoints_total_limit", "2"))
+                         "--checkpoints_total_limit", "2", "--ema_decay", "0.5"))
     assert f"checkpoint-{done[-1]} at step {done[-1]}" in log
     assert (out / "pipeline" / "model_index.json").is_file()
     assert sorted(p.name for p in out.glob("checkpoint-*")) == [f"checkpoint-{done[-1] + 1}", f"checkpoint-{done[-1] + 2}"]
 
 
 def test_finetune_keeps_batchnorm_statistics(data_dir, tmp_path):
-    run(train_args(data_dir, tmp_path / "phase1", "--max_train_steps", "2"))
+    run([*train_args(data_dir, tmp_path / "phase1", "--max_train_steps", "2", "--mixed_precision", "bf16"),
+         "--report_to", "tensorboard"])
+    assert list((tmp_path / "phase1" / "logs").rglob("events.out.tfevents.*")), "no tensorboard log"
     start = weights(tmp_path / "phase1" / "pipeline")
     run(train_args(data_dir, tmp_path / "phase2", "--max_train_steps", "2", "--finetune",
                    "--pretrained_model", str(tmp_path / "phase1" / "pipeline")))
