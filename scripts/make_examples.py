@@ -1,0 +1,47 @@
+#!/usr/bin/env python
+"""Draw the demo's example images (examples/*_photo.png with *_mask.png): synthetic scenes with an object to remove,
+made here so that they are free to redistribute (CC0). Deterministic: rerunning gives the same files."""
+
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import PIL.ImageDraw
+import PIL.ImageFilter
+
+OUT = Path(__file__).resolve().parents[1] / "examples"
+
+
+def scene(width: int, height: int, seed: int) -> PIL.Image.Image:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / height
+    sky = np.stack([120 + 60 * y, 170 + 50 * y, 235 - 20 * y], -1)
+    ground_line = 0.6 + 0.08 * np.sin(x * rng.uniform(3, 6) + rng.uniform(0, 6))
+    grass = np.stack([60 + 40 * y, 120 + 50 * (1 - y), 50 + 20 * y], -1)
+    image = np.where((y > ground_line)[..., None], grass, sky)
+    image += rng.normal(0, 6, image.shape)  # texture
+    return PIL.Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).filter(PIL.ImageFilter.GaussianBlur(0.8))
+
+
+def main() -> None:
+    OUT.mkdir(exist_ok=True)
+    for name, (w, h, seed, box) in {
+        "ball": (320, 256, 1, (150, 120, 200, 170)),
+        "post": (384, 256, 2, (90, 60, 110, 200)),
+    }.items():
+        photo = scene(w, h, seed)
+        draw = PIL.ImageDraw.Draw(photo)
+        if name == "ball":
+            draw.ellipse(box, fill=(200, 30, 40))
+        else:
+            draw.rectangle(box, fill=(90, 60, 40))
+        photo.save(OUT / f"{name}_photo.png")
+        # The mask is a painted layer: transparent, with the object painted over (a little larger than it).
+        layer = PIL.Image.new("RGBA", (w, h), (0, 0, 0, 0))
+        l, t, r, b = box
+        PIL.ImageDraw.Draw(layer).rounded_rectangle((l - 6, t - 6, r + 6, b + 6), radius=8, fill=(255, 51, 102, 255))
+        layer.save(OUT / f"{name}_mask.png")
+
+
+if __name__ == "__main__":
+    main()
