@@ -17,6 +17,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import PIL.Image
+import PIL.ImageOps
 import torch
 
 from rfr_pipeline import DEFAULT_MODEL, RFRInpaintPipeline
@@ -36,13 +37,25 @@ def resolve_model(name: str | None) -> str:
     raise SystemExit("no model: pass --model DIR_OR_REPO_ID or set RFR_MODEL (this install has no embedded model)")
 
 
+def open_image(value, message: str) -> PIL.Image.Image:
+    """A PIL image from the editor's file path (or array); a file PIL cannot read becomes a message in the UI."""
+    if isinstance(value, np.ndarray):
+        return PIL.Image.fromarray(value)
+    try:
+        image = PIL.Image.open(value)
+        image.load()
+    except (OSError, ValueError, SyntaxError) as err:  # what PIL raises for files it cannot decode
+        raise gr.Error(message) from err
+    return image
+
+
 def painted_mask(editor_value: dict, size: tuple[int, int]) -> np.ndarray:
     """What the user painted, over all layers: a pixel is in the hole if any layer covers it, whatever the colour."""
     hole = np.zeros((size[1], size[0]), bool)
     for layer in editor_value.get("layers") or []:
         if layer is None:
             continue
-        layer = PIL.Image.fromarray(layer) if isinstance(layer, np.ndarray) else layer
+        layer = open_image(layer, "The painted mask could not be read; please paint it again.")
         if layer.size != size:
             layer = layer.resize(size, PIL.Image.Resampling.NEAREST)
         rgba = np.asarray(layer.convert("RGBA"))
@@ -63,7 +76,9 @@ class Inpainter:
         background = (editor_value or {}).get("background")
         if background is None:
             raise gr.Error("Upload a photo first, then paint over what should go.")
-        image = PIL.Image.fromarray(background) if isinstance(background, np.ndarray) else background
+        image = open_image(background, "This file is not an image the demo can read: please upload a PNG, JPEG "
+                                       "or WebP photo.")
+        image = PIL.ImageOps.exif_transpose(image)  # as the browser shows it, and as it was painted on
         if image.width * image.height > self.max_pixels:
             raise gr.Error(f"This photo is {image.width}×{image.height}; the demo takes up to "
                            f"{self.max_pixels / 1e6:.0f} megapixels. Please upload a smaller one.")
@@ -97,7 +112,9 @@ def build_demo(inpainter: Inpainter) -> gr.Blocks:
         gr.Markdown("## RFR-Net inpainting\nUpload a photo, paint over what should disappear, press **Run**. "
                     "Brush size, eraser and undo are in the editor's toolbar.")
         with gr.Row():
-            editor = gr.ImageMask(label="Photo — paint the area to remove", type="numpy", sources=["upload"],
+            # filepath: the app decodes uploads itself (a clear message for unreadable files); png: lossless layers
+            editor = gr.ImageMask(label="Photo — paint the area to remove", type="filepath", format="png",
+                                  sources=["upload"],
                                   layers=False, brush=gr.Brush(default_size=24, colors=["#ff3366"], color_mode="fixed"),
                                   eraser=gr.Eraser(default_size=24), elem_id="editor")
             result = gr.Image(label="Result (PNG)", type="filepath", format="png", interactive=False,
@@ -121,12 +138,19 @@ def main(argv=None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve the network")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--share", action="store_true", help="a public gradio.live link (off by default)")
-    parser.add_argument("--max-pixels", type=int, default=int(os.environ.get("RFR_MAX_PIXELS", DEFAULT_MAX_PIXELS)))
+    parser.add_argument("--max-pixels", type=int, default=int(os.environ.get("RFR_MAX_PIXELS", str(DEFAULT_MAX_PIXELS))))
     parser.add_argument("--max-file-size", default="25mb", help="upload size limit")
     args = parser.parse_args(argv)
     demo = build_demo(Inpainter(resolve_model(args.model), args.device, args.max_pixels))
-    demo.queue(default_concurrency_limit=1).launch(server_name=args.host, server_port=args.port, share=args.share,
-                                                   max_file_size=args.max_file_size)
+    launch(demo, args.host, args.port, share=args.share, max_file_size=args.max_file_size)
+
+
+def launch(demo: gr.Blocks, host: str, port: int, **options):
+    """One inference at a time (a queue); errors show their message in the UI (an upload gradio itself cannot decode
+    included), never a stack trace."""
+    options.setdefault("max_file_size", "25mb")
+    return demo.queue(default_concurrency_limit=1).launch(server_name=host, server_port=port, show_error=True,
+                                                          **options)
 
 
 if __name__ == "__main__":

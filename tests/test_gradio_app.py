@@ -29,8 +29,7 @@ def app_url(tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    demo.queue(default_concurrency_limit=1).launch(server_name="127.0.0.1", server_port=port,
-                                                   prevent_thread_lock=True, quiet=True)
+    gradio_app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
 
@@ -68,6 +67,18 @@ def test_api_explains_what_is_wrong(app_url, tmp_path):
         client.predict(editor_value(photo, full), "auto", 0, api_name="/inpaint")
     with pytest.raises(Exception, match="Upload a photo first"):
         client.predict({"background": None, "layers": [], "composite": None}, "auto", 0, api_name="/inpaint")
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("not an image")
+    with pytest.raises(Exception, match="cannot identify image file|not an image the demo can read"):
+        client.predict(editor_value(not_an_image), "auto", 0, api_name="/inpaint")
+
+
+def test_too_large_photos_get_a_message(tmp_path):
+    folder = tmp_path / "tiny"
+    RFRInpaintPipeline(rfrnet=make_model(sample_size=64)).save_pretrained(folder)
+    inpainter = gradio_app.Inpainter(str(folder), max_pixels=1000)
+    with pytest.raises(gradio_app.gr.Error, match="up to 0 megapixels|smaller one"):
+        inpainter({"background": str(EXAMPLES / "ball_photo.png"), "layers": [str(EXAMPLES / "ball_mask.png")]})
 
 
 def test_four_concurrent_requests_get_their_own_answers(app_url, tmp_path):
