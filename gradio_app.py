@@ -127,7 +127,7 @@ def build_demo(inpainter: Inpainter) -> gr.Blocks:
         run.click(inpainter, inputs=[editor, strategy, dilation], outputs=[result, status], api_name="inpaint",
                   concurrency_limit=1)
         if examples():
-            gr.Examples(examples(), inputs=[editor], label="Examples (synthetic images, free to reuse)")
+            gr.Examples(examples(), inputs=[editor], label="Examples (free to reuse, see examples/LICENSE.md)")
     return demo
 
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env python
-"""Draw the demo's example images (examples/*_photo.png with *_mask.png): synthetic scenes with an object to remove,
-made here so that they are free to redistribute (CC0). Deterministic: rerunning gives the same files."""
+"""Draw the demo's example masks, and synthetic example scenes (examples/*_photo.png with *_mask.png).
+
+`ball` and `post` are scenes drawn here (CC0). `coffee_photo.png` is a photograph by Rachel Michetti, CC0, as shipped
+in scikit-image's `skimage/data/coffee.png`; this script draws its mask (over the spoon). Deterministic."""
 
 from pathlib import Path
 
@@ -41,6 +43,13 @@ def main() -> None:
         l, t, r, b = box
         PIL.ImageDraw.Draw(layer).rounded_rectangle((l - 6, t - 6, r + 6, b + 6), radius=8, fill=(255, 51, 102, 255))
         layer.save(OUT / f"{name}_mask.png")
+    # The photograph: paint over the spoon.
+    coffee = PIL.Image.open(OUT / "coffee_photo.png")
+    layer = PIL.Image.new("RGBA", coffee.size, (0, 0, 0, 0))
+    draw = PIL.ImageDraw.Draw(layer)
+    draw.line([(412, 66), (398, 150), (380, 240)], fill=(255, 51, 102, 255), width=30)
+    draw.ellipse((318, 232, 412, 332), fill=(255, 51, 102, 255))
+    layer.save(OUT / "coffee_mask.png")
 
 
 if __name__ == "__main__":

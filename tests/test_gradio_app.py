@@ -170,3 +170,12 @@ def test_in_a_real_browser(app_url, tmp_path):
     rows, cols = changed[:, 0], changed[:, 1]
     assert rows.min() >= height / 2 - reach and rows.max() <= height / 2 + reach, (rows.min(), rows.max())
     assert cols.min() >= width / 2 - half_length - reach and cols.max() <= width / 2 + half_length + reach
+
+
+def test_examples_are_complete_and_licensed():
+    rows = gradio_app.examples()
+    assert len(rows) == 3
+    for (value,) in rows:
+        hole = painted(value["layers"][0])
+        assert 0 < hole.mean() < 0.5 and PIL.Image.open(value["background"]).size == hole.shape[::-1]
+    assert "coffee_photo.png" in (EXAMPLES / "LICENSE.md").read_text()
