@@ -72,3 +72,16 @@ def test_unpickler_admits_numpy_only(tmp_path):
     make_archive(tmp_path / "a.tar.gz", payload)
     with pytest.raises(pickle.UnpicklingError, match="refusing"):
         prepare_vgg16.read_checkpoint(tmp_path / "a.tar.gz", hashlib.sha256(payload).hexdigest())
+
+
+def test_torchvision_pth_files_load_too(tmp_path):
+    source = VGG16Features()
+    full = {f"features.{i}.{p}": t for i in VGG16_CONV_INDICES for p, t in
+            (("weight", source.features[i].weight), ("bias", source.features[i].bias))}
+    full["classifier.0.weight"] = torch.zeros(2, 2)  # deeper layers and the classifier are ignored
+    torch.save(full, tmp_path / "vgg16.pth")
+    loaded = VGG16Features().load_weights(tmp_path / "vgg16.pth")
+    assert torch.equal(loaded.features[0].weight, source.features[0].weight)
+    torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="not a VGG16 state dict"):
+        VGG16Features().load_weights(tmp_path / "bad.pth")
