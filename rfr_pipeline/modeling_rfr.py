@@ -269,9 +269,10 @@ class Bottleneck(nn.Module):
 class RFRNet(ModelMixin, ConfigMixin):
     r"""The RFR-Net generator.
 
-    Defaults give the published network (31,224,065 parameters). `sample_size` records the resolution the weights
-    were trained at (the network itself accepts any multiple of 16); the pipeline sizes its work from it. `trunk_kernel_size=5` gives the official
+    Defaults give the published network (31,224,065 parameters). `trunk_kernel_size=5` gives the official
     "smaller hole" variant; smaller `trunk_channels`/`reasoning_channels` give narrow models (tests, CPU training).
+    `sample_size` records the resolution the weights were trained at (the network itself accepts any multiple of 16);
+    the pipeline sizes its work from it.
 
     Call it as `model(image, known_mask)`:
       * `image` (B, 3, H, W), RGB in [0, 1], no normalisation; H and W multiples of 16. Pixels inside the hole may hold

@@ -173,9 +173,9 @@ class RFRInpaintPipeline(DiffusionPipeline):
         for tile, pred in zip(tiles, predictions):
             t, l, b, r = tile.box
             canvas[:, t:b, l:r] = ip.resize(pred[None], (b - t, r - l))[0]
-        weight = ip.feather_weights(hole, feather_radius)
         if feather_radius == 0:
             return torch.where(hole, canvas, image)  # known pixels stay the input's own values, exactly
+        weight = ip.feather_weights(hole, feather_radius)
         return image * (1 - weight) + canvas * weight
 
     # -- 5. output ----------------------------------------------------------------------------------------------
