@@ -68,11 +68,12 @@ class Inpainter:
 
     def __init__(self, model: str, device: str = "cpu", max_pixels: int = DEFAULT_MAX_PIXELS):
         self.pipe = RFRInpaintPipeline.from_pretrained(model).to(device)
+        self.is_default_model = Path(model).resolve() == Path(DEFAULT_MODEL).resolve()
         self.pipe.set_progress_bar_config(disable=True)
         self.max_pixels = max_pixels
         self.output_dir = Path(tempfile.mkdtemp(prefix="rfr-demo-"))
 
-    def __call__(self, editor_value, strategy: str = "auto", dilation: int = 0):
+    def __call__(self, editor_value, strategy: str | None = None, dilation: int = 0):
         background = (editor_value or {}).get("background")
         if background is None:
             raise gr.Error("Upload a photo first, then paint over what should go.")
@@ -111,6 +112,10 @@ def build_demo(inpainter: Inpainter) -> gr.Blocks:
     with gr.Blocks(title="RFR-Net inpainting") as demo:
         gr.Markdown("## RFR-Net inpainting\nUpload a photo, paint over what should disappear, press **Run**. "
                     "Brush size, eraser and undo are in the editor's toolbar.")
+        if inpainter.is_default_model:
+            gr.Markdown("The built-in model is a small demo trained briefly on face photos: it fills holes in "
+                        "centred faces (try the first example); other scenes need a model trained on them "
+                        "(`--model`).", elem_id="model-note")
         with gr.Row():
             # filepath: the app decodes uploads itself (a clear message for unreadable files); png: lossless layers
             editor = gr.ImageMask(label="Photo — paint the area to remove", type="filepath", format="png",
@@ -120,7 +125,8 @@ def build_demo(inpainter: Inpainter) -> gr.Blocks:
             result = gr.Image(label="Result (PNG)", type="filepath", format="png", interactive=False,
                               elem_id="result")
         with gr.Row():
-            strategy = gr.Dropdown(["auto", "original", "resize", "crop"], value="auto", label="Large images")
+            strategy = gr.Dropdown(["auto", "original", "resize", "crop"], label="Large images",
+                                   value=inpainter.pipe.config.default_strategy)  # the checkpoint's own default
             dilation = gr.Slider(0, 32, value=4, step=1, label="Grow the mask by (pixels)")
             run = gr.Button("Run", variant="primary", elem_id="run")
         status = gr.Markdown(elem_id="status")

@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="pipeline folder or Hugging Face repo id (default: the embedded model)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1, mps")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
-    parser.add_argument("--strategy", choices=STRATEGIES, default="auto", help="how large images reach the model")
+    parser.add_argument("--strategy", choices=STRATEGIES,
+                        help="how large images reach the model (default: the model's own default, usually auto)")
     parser.add_argument("--working-size", type=int, help="longest side processed at once (multiple of 16)")
     parser.add_argument("--mask-dilation", type=int, default=0, help="grow the hole by this many pixels")
     parser.add_argument("--invert-mask", action="store_true", help="black = repaint")

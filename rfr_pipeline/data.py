@@ -47,15 +47,19 @@ def split_validation(paths: list[Path], count: int, seed: int) -> tuple[list[Pat
 class InpaintingDataset(torch.utils.data.Dataset):
     """Photos → {"image": (3, R, R) in [0, 1], "known": (1, R, R), 1 = known, "skipped": unreadable files passed}.
 
-    Training samples: a random square crop (at least half the shorter side) resized to R, flipped horizontally with
+    Training samples: a random square crop (at least `min_crop_scale` of the shorter side) resized to R, flipped horizontally with
     p = 0.5, and a mask from `masks` flipped independently. Validation samples (`train=False`): the centre square, no
     flips, and the same mask every epoch. An unreadable image is logged and replaced by the next readable one, so a
     bad file never ends an epoch nor leaves processes of a distributed run with batches of different sizes.
     """
 
-    def __init__(self, paths: Sequence[Path], resolution: int, masks: MaskSource, seed: int = 0, train: bool = True):
+    def __init__(self, paths: Sequence[Path], resolution: int, masks: MaskSource, seed: int = 0, train: bool = True,
+                 min_crop_scale: float = 0.5):
         if not paths:
             raise ValueError("the dataset has no images")
+        if not 0 < min_crop_scale <= 1:
+            raise ValueError(f"min_crop_scale must be in (0, 1], got {min_crop_scale}")
+        self.min_crop_scale = min_crop_scale
         self.paths = list(paths)
         self.resolution = resolution
         self.masks = masks
@@ -98,7 +102,7 @@ class InpaintingDataset(torch.utils.data.Dataset):
         w, h = image.size
         short = min(w, h)
         if self.train:
-            side = int(rng.integers(max(1, short // 2), short + 1))
+            side = int(rng.integers(max(1, int(short * self.min_crop_scale)), short + 1))
             left, top = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
         else:
             side, left, top = short, (w - short) // 2, (h - short) // 2

@@ -22,11 +22,14 @@ def save_pipeline_atomically(
     output_dir: str | os.PathLike,
     overwrite: bool = False,
     variants: dict[str, torch.dtype] | None = None,
+    model_card: ModelCard | None = None,
+    max_megabytes: float | None = None,
     **save_kwargs,
 ) -> Path:
     """`pipeline.save_pretrained` into a temporary sibling folder, then rename: a crash never leaves a half-written
     `output_dir`. An existing `output_dir` is replaced only with `overwrite`. `variants` ({"fp16": torch.float16})
-    adds the model's weights in those dtypes beside the main ones, as diffusers variants."""
+    adds the model's weights in those dtypes beside the main ones, as diffusers variants; `model_card` is saved as
+    its README.md. A folder larger than `max_megabytes` raises ValueError and leaves `output_dir` as it was."""
     output_dir = Path(output_dir).resolve()
     if output_dir.exists() and not overwrite:
         raise FileExistsError(f"{output_dir} already exists; choose another output folder or allow overwriting")
@@ -37,6 +40,11 @@ def save_pipeline_atomically(
         for variant, dtype in (variants or {}).items():
             copy = deepcopy(pipeline.rfrnet).to(dtype)
             copy.save_pretrained(staging / "rfrnet", variant=variant)
+        if model_card is not None:
+            model_card.save(staging / "README.md")
+        megabytes = sum(f.stat().st_size for f in staging.rglob("*") if f.is_file()) / 1e6
+        if max_megabytes is not None and megabytes > max_megabytes:
+            raise ValueError(f"the pipeline folder would be {megabytes:.1f} MB, over the {max_megabytes:g} MB limit")
         if output_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old.", dir=output_dir.parent))
             output_dir.rename(old / "previous")
@@ -55,7 +63,7 @@ def render_model_card(
     model,
     *,
     model_name: str,
-    repo_id: str,
+    repo_id: str | None,
     description: str,
     training: str,
     weights: str,
@@ -65,7 +73,8 @@ def render_model_card(
     datasets: list[str] | None = None,
     tags: list[str] | None = None,
 ) -> ModelCard:
-    """Fill `model_card.md` (a Jinja template with YAML front matter) for a pipeline holding `model`."""
+    """Fill `model_card.md` (a Jinja template with YAML front matter) for a pipeline holding `model`; `repo_id=None`
+    describes the package's embedded default model (loaded as `rfr_pipeline.DEFAULT_MODEL`)."""
     config = model.config
     config_text = ", ".join(f"{k}={v}" for k, v in config.items() if not k.startswith("_"))
     card_data = ModelCardData(

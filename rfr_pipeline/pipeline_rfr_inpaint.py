@@ -44,6 +44,10 @@ class RFRInpaintPipeline(DiffusionPipeline):
 
     Args:
         rfrnet ([`RFRNet`]): the inpainting network.
+        default_strategy (`str`): the `strategy` used when a call names none; saved in `model_index.json`, so a
+            checkpoint can say how it is best served (e.g. `"resize"` for a model of whole faces).
+        default_working_size (`int`, *optional*): likewise for `working_size`; `None` means twice
+            `rfrnet.config.sample_size`.
 
     Large images: the network needs sizes in multiples of 16, and its attention memory grows with the square of the
     pixel count, so `strategy` chooses how a photo reaches it:
@@ -52,15 +56,18 @@ class RFRInpaintPipeline(DiffusionPipeline):
         only hole pixels are taken from it;
       * `"crop"`: a window around each connected masked region with `crop_margin` px of context (scaled down to
         `working_size` when larger), pasted back;
-      * `"auto"` (default): `"original"` when the longest side is at most `working_size`, else `"crop"`.
-    `working_size` defaults to twice the resolution the model was trained at (`rfrnet.config.sample_size`).
+      * `"auto"`: `"original"` when the longest side is at most `working_size`, else `"crop"`.
+    Unless the checkpoint says otherwise (`default_strategy`, `default_working_size`), the strategy is `"auto"` and
+    `working_size` twice the resolution the model was trained at (`rfrnet.config.sample_size`).
     """
 
     model_cpu_offload_seq = "rfrnet"
 
-    def __init__(self, rfrnet: RFRNet):
+    def __init__(self, rfrnet: RFRNet, default_strategy: str = "auto", default_working_size: int | None = None):
         super().__init__()
         self.register_modules(rfrnet=rfrnet)
+        self.check_inputs(default_strategy, "pil", default_working_size, None, None, None)
+        self.register_to_config(default_strategy=default_strategy, default_working_size=default_working_size)
 
     # -- 1. check -----------------------------------------------------------------------------------------------
 
@@ -195,7 +202,7 @@ class RFRInpaintPipeline(DiffusionPipeline):
         self,
         image,
         mask_image,
-        strategy: str = "auto",
+        strategy: str | None = None,
         working_size: int | None = None,
         crop_margin: int | None = None,
         mask_dilation: int = 0,
@@ -215,9 +222,10 @@ class RFRInpaintPipeline(DiffusionPipeline):
             mask_image: the same kinds, one per image or one for all. **White (≥ 0.5) = repaint.** RGB masks are read
                 by luminance; RGBA masks by their alpha when it varies or the colour is empty (a painted layer),
                 else by colour. An empty mask returns the image unchanged without running the network.
-            strategy: `"auto"`, `"original"`, `"resize"` or `"crop"` (see the class docstring).
-            working_size: longest side the network processes at once (multiple of 16); default
-                `2 * rfrnet.config.sample_size`.
+            strategy: `"auto"`, `"original"`, `"resize"` or `"crop"` (see the class docstring); default: the
+                pipeline's `default_strategy` (`"auto"` unless the checkpoint says otherwise).
+            working_size: longest side the network processes at once (multiple of 16); default: the pipeline's
+                `default_working_size`, else `2 * rfrnet.config.sample_size`.
             crop_margin: context kept around each masked region by `"crop"`; default `working_size // 4`.
             mask_dilation: grow the hole by this many pixels first (covers halos and shadows of removed objects).
             feather_radius: blend the prediction into this many pixels around the hole (0: hard edge, known pixels
@@ -233,8 +241,9 @@ class RFRInpaintPipeline(DiffusionPipeline):
         training holes (about 160 px at 256²) are not fully reached by its recurrent filling: their centres come out
         grey-ish; use `strategy="resize"` or a smaller `working_size` for them.
         """
+        strategy = strategy or self.config.default_strategy
         self.check_inputs(strategy, output_type, working_size, crop_margin, mask_dilation, feather_radius)
-        working_size = working_size or 2 * self.rfrnet.config.sample_size
+        working_size = working_size or self.config.default_working_size or 2 * self.rfrnet.config.sample_size
         crop_margin = working_size // 4 if crop_margin is None else crop_margin
         images, holes = self.prepare(image, mask_image, invert_mask, resize_mask, mask_dilation)
 

@@ -12,11 +12,35 @@ from pathlib import Path
 import torch
 from torch import nn
 
-# torchvision's layout: numbers are conv output channels, "M" a 2×2 max-pool; we stop after pool3.
-_VGG16_TO_POOL3 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M"]
+# torchvision's layout: numbers are conv output channels, "M" a 2×2 max-pool (the last pool5 left out).
+VGG16_LAYOUT = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
+_VGG16_TO_POOL3 = VGG16_LAYOUT[:10]
 _POOL_ENDS = (5, 10, 17)  # features[:5] → pool1, [5:10] → pool2, [10:17] → pool3
 VGG16_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14)
 TORCHVISION_VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
+
+
+def vgg16_layers(layout: list) -> nn.Sequential:
+    """torchvision's `vgg16().features` (the part `layout` describes), same indices, so its weights load."""
+    layers: list[nn.Module] = []
+    channels = 3
+    for item in layout:
+        if item == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(channels, item, 3, padding=1), nn.ReLU(inplace=True)]
+            channels = item
+    return nn.Sequential(*layers)
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A state dict from a .safetensors or a torch.save file (tensors only: weights_only)."""
+    path = os.fspath(path)
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 class VGG16Features(nn.Module):
@@ -25,15 +49,7 @@ class VGG16Features(nn.Module):
 
     def __init__(self):
         super().__init__()
-        layers: list[nn.Module] = []
-        channels = 3
-        for item in _VGG16_TO_POOL3:
-            if item == "M":
-                layers.append(nn.MaxPool2d(2, 2))
-            else:
-                layers += [nn.Conv2d(channels, item, 3, padding=1), nn.ReLU(inplace=True)]
-                channels = item
-        self.features = nn.Sequential(*layers)
+        self.features = vgg16_layers(_VGG16_TO_POOL3)
         self.requires_grad_(False)
         self.eval()
 
@@ -53,13 +69,7 @@ class VGG16Features(nn.Module):
     def load_weights(self, path: str | os.PathLike) -> VGG16Features:
         """Load torchvision-format VGG16 weights from a .pth (torch.save) or .safetensors file; strict on the
         layers used here, extra keys (deeper layers, classifier) are ignored."""
-        path = os.fspath(path)
-        if path.endswith(".safetensors"):
-            from safetensors.torch import load_file
-
-            state_dict = load_file(path)
-        else:
-            state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        state_dict = read_state_dict(path)
         wanted = {f"features.{i}.{p}" for i in VGG16_CONV_INDICES for p in ("weight", "bias")}
         missing = sorted(wanted - state_dict.keys())
         if missing:

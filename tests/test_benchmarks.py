@@ -29,10 +29,36 @@ def test_model_benchmark_quick(tmp_path):
     assert "ours/official time" in stdout
 
 
-def test_pipeline_benchmark_quick(tmp_path):
-    report, _ = run("benchmark_pipeline.py", tmp_path)
-    by_case = {r["case"]: r for r in report["results"]}
-    assert set(by_case) == {"overhead", "original", "resize", "crop"}
-    assert by_case["overhead"]["pipeline_median_s"] > 0
-    for strategy in ("original", "resize", "crop"):
-        assert by_case[strategy]["median_s"] > 0 and by_case[strategy]["peak_rss_mib"] > 0
+def test_benchmark_entry_point_quick(tmp_path):
+    report, stdout = run("benchmark.py", tmp_path, "--threads", "1")
+    assert {"cpu", "threads", "torch"} <= report["machine"].keys() and report["machine"]["threads"] == 1
+    assert report["device"] == "cpu" and report["model"] == "tiny random RFRNet"
+    measured = {(r["kind"], r.get("strategy"), tuple(r["size"]), r.get("batch")) for r in report["results"]}
+    expected = {(kind, None, (size, size), batch) for kind in ("forward", "pipeline") for size in (32, 64)
+                for batch in (1, 2)}
+    expected |= {("strategy", s, (192, 256), None) for s in ("original", "resize", "crop")}
+    expected |= {("train", None, (32, 32), batch) for batch in (1, 2)}
+    assert measured == expected
+    for r in report["results"]:
+        assert r["median_s"] > 0 and r["peak_rss_mib"] > 0, r
+    assert "pipeline" in stdout and "peak RSS MiB" in stdout
+
+
+def test_benchmark_of_a_saved_model_measures_that_model_and_reports_cases_it_gives_up(tmp_path):
+    from test_model import make_model
+
+    from rfr_pipeline import RFRInpaintPipeline
+
+    model = make_model(sample_size=32, trunk_channels=16)  # not the quick mode's own tiny model
+    RFRInpaintPipeline(rfrnet=model).save_pretrained(tmp_path / "model")
+    common = ["--threads", "1", "--model", str(tmp_path / "model"), "--kinds", "forward", "--resolutions", "32",
+              "--batch-sizes", "1"]
+    report, _ = run("benchmark.py", tmp_path, *common)
+    assert report["model"] == str(tmp_path / "model")
+    [result] = report["results"]
+    assert result["parameters"] == sum(p.numel() for p in model.parameters()) and result["median_s"] > 0
+
+    report, stdout = run("benchmark.py", tmp_path, *common, "--case-timeout", "0.01")
+    [result] = report["results"]
+    assert result["skipped"].startswith("did not finish within") and "median_s" not in result
+    assert "skipped: did not finish" in stdout

@@ -71,3 +71,25 @@ def test_validation_split_is_fixed_and_disjoint(photos):
     assert split_validation(paths, 2, seed=0) == (train, val)
     with pytest.raises(ValueError, match="cannot hold out"):
         split_validation(paths, 7, seed=0)
+
+
+def test_min_crop_scale_bounds_the_random_zoom(tmp_path):
+    # A horizontal ramp: the crop's width shows in the range of values the resized sample spans.
+    ramp = np.tile(np.linspace(0, 255, 64).astype(np.uint8)[None, :, None], (64, 1, 3))
+    PIL.Image.fromarray(ramp).save(tmp_path / "ramp.png")
+    paths = [tmp_path / "ramp.png"]
+
+    def spans(scale):
+        dataset = InpaintingDataset(paths, 32, MaskGenerator(), seed=0, min_crop_scale=scale)
+        out = []
+        for epoch in range(20):
+            dataset.set_epoch(epoch)
+            row = dataset[0]["image"][0, 16]
+            out.append(float(row.max() - row.min()))
+        return np.array(out)
+
+    whole = spans(1.0)
+    assert (whole > 0.95).all()  # always the whole photo (at most flipped)
+    assert spans(0.5).min() < 0.8 < spans(0.5).max()  # zooms in, sometimes by much
+    with pytest.raises(ValueError, match="min_crop_scale"):
+        InpaintingDataset(paths, 32, MaskGenerator(), min_crop_scale=0)

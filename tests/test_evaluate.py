@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
+import torch
 from conftest import REPO_ROOT
 from test_model import make_model
 
@@ -40,6 +41,26 @@ def test_nvidia_bins_from_file_numbers():
     assert evaluate.measured_bin(np.ones((10, 10)) * (np.arange(10) < 3)) == 2  # 30 % → the 20-30 % bin
 
 
+def test_the_verdict_names_every_bin_baseline_and_metric_the_model_loses():
+    def row(psnr, ssim, l1):
+        return {"psnr": psnr, "ssim": ssim, "l1_percent": l1}
+
+    summary = {f"{b}|{m}": row(30, 0.9, 2) for b in evaluate.BINS for m in ("telea", "navier-stokes")}
+    summary |= {f"{b}|rfr-net": row(31, 0.95, 1) for b in evaluate.BINS}
+    methods = ["rfr-net", "telea", "navier-stokes"]
+    assert evaluate.losses_to_baselines(summary, "rfr-net", ["telea", "navier-stokes"], evaluate.BINS[1:]) == []
+    assert "beats telea and navier-stokes on PSNR, SSIM and L1 in every bin" in evaluate.verdict(summary, methods)
+    summary["30-40%|rfr-net"] = row(31, 0.85, 2)  # worse SSIM, equal L1: both count as losses, to both baselines
+    summary["1-10%|rfr-net"] = row(1, 0.1, 50)  # below 10 %: outside the acceptance range
+    del summary["50-60%|navier-stokes"]
+    lost = evaluate.losses_to_baselines(summary, "rfr-net", ["telea", "navier-stokes"], evaluate.BINS[1:])
+    assert lost == ["30-40%: ssim 0.8500 vs telea 0.9000", "30-40%: l1_percent 2.0000 vs telea 2.0000",
+                    "30-40%: ssim 0.8500 vs navier-stokes 0.9000", "30-40%: l1_percent 2.0000 vs navier-stokes 2.0000",
+                    "50-60%: no navier-stokes results"]
+    assert "does **not** beat" in evaluate.verdict(summary, methods)
+    assert evaluate.verdict(summary, ["telea"]) == ""
+
+
 def test_end_to_end_with_a_tiny_model_and_telea(tmp_path):
     images, masks, out = tmp_path / "images", tmp_path / "masks", tmp_path / "out"
     images.mkdir()
@@ -64,5 +85,38 @@ def test_end_to_end_with_a_tiny_model_and_telea(tmp_path):
     assert report["summary"]["all|rfr-net"]["count"] == 9
     csv_lines = (out / "metrics.csv").read_text().splitlines()
     assert csv_lines[0].startswith("image,mask,bin") and len(csv_lines) == 1 + 18
-    assert "| 50-60% | telea |" in (out / "metrics.md").read_text()
+    table = (out / "metrics.md").read_text()
+    assert "| 50-60% | telea |" in table
+    assert "rfr-net does **not** beat telea everywhere from 10 % to 60 %" in table  # a random tiny model
     assert (out / "grid-1-10pct.png").is_file()
+
+
+def test_lpips_column_when_weights_are_given(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    from rfr_pipeline.lpips import LPIPS
+
+    torch.manual_seed(0)
+    lpips = LPIPS()  # random weights under the prepared file's names; heads non-negative, as LPIPS's are
+    for head in lpips.heads:
+        head.weight.abs_()
+    weights = {(f"lpips.lin{k.split('.')[1]}.weight" if k.startswith("heads.") else k): v
+               for k, v in lpips.state_dict().items()}
+    save_file(weights, tmp_path / "lpips.safetensors")
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    rng = np.random.default_rng(0)
+    PIL.Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(images / "i.png")
+    mask = np.zeros((40, 40), np.uint8)
+    mask[10:20, 10:25] = 255
+    PIL.Image.fromarray(mask).save(masks / "m.png")
+    common = ["--images", str(images), "--masks", str(masks), "--resolution", "32", "--baselines", "telea"]
+    assert evaluate.main([*common, "--output", str(tmp_path / "out"), "--lpips", str(tmp_path / "lpips.safetensors")]) == 0
+    report = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert report["per_image"][0]["lpips"] > 0 and report["summary"]["all|telea"]["lpips"] > 0
+    assert "LPIPS ↓" in (tmp_path / "out" / "metrics.md").read_text()
+    save_file({"features.0.weight": torch.zeros(1)}, tmp_path / "vgg_only.safetensors")
+    with pytest.raises(SystemExit):
+        evaluate.main([*common, "--output", str(tmp_path / "out2"), "--lpips", str(tmp_path / "vgg_only.safetensors")])
+    assert "lacks the LPIPS weights" in capsys.readouterr().err

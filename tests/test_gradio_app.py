@@ -174,8 +174,10 @@ def test_in_a_real_browser(app_url, tmp_path):
 
 def test_examples_are_complete_and_licensed():
     rows = gradio_app.examples()
-    assert len(rows) == 3
+    assert len(rows) == 4
+    assert rows[0][0]["background"].endswith("astronaut_photo.png")  # a face first: the default model's domain
     for (value,) in rows:
         hole = painted(value["layers"][0])
         assert 0 < hole.mean() < 0.5 and PIL.Image.open(value["background"]).size == hole.shape[::-1]
-    assert "coffee_photo.png" in (EXAMPLES / "LICENSE.md").read_text()
+    licence = (EXAMPLES / "LICENSE.md").read_text()
+    assert all(name in licence for name in ("coffee_photo.png", "astronaut_photo.png"))

@@ -297,6 +297,28 @@ def test_save_and_load_a_local_folder(pipe, tmp_path):
     assert isinstance(generic, RFRInpaintPipeline)
 
 
+def test_a_checkpoint_carries_its_default_strategy_and_working_size(pipe, tmp_path):
+    faces = RFRInpaintPipeline(rfrnet=pipe.rfrnet, default_strategy="resize", default_working_size=48)
+    faces.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    assert index["default_strategy"] == "resize" and index["default_working_size"] == 48
+    loaded = RFRInpaintPipeline.from_pretrained(tmp_path)
+    assert loaded.config.default_strategy == "resize" and loaded.config.default_working_size == 48
+    calls = []
+    hook = loaded.rfrnet.register_forward_pre_hook(lambda module, args: calls.append(tuple(args[0].shape[-2:])))
+    try:
+        loaded(photo(96, 128), box_mask(96, 128))  # no strategy named: the checkpoint's resize to 48
+        loaded(photo(96, 128), box_mask(96, 128), strategy="original")  # a named one wins
+    finally:
+        hook.remove()
+    assert calls == [(32, 48), (96, 128)]  # resized so the longest side fits 48, in multiples of 16
+    assert pipe.config.default_strategy == "auto" and pipe.config.default_working_size is None
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        RFRInpaintPipeline(rfrnet=pipe.rfrnet, default_strategy="stretch")
+    with pytest.raises(ValueError, match="multiple of 16"):
+        RFRInpaintPipeline(rfrnet=pipe.rfrnet, default_working_size=50)
+
+
 def test_fp16_variant_and_dtype(pipe, tmp_path):
     half = RFRInpaintPipeline(rfrnet=make_model(sample_size=64).to(torch.float16))
     half.save_pretrained(tmp_path, variant="fp16")

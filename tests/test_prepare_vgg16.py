@@ -36,7 +36,9 @@ def fake_checkpoint():
     convs = {f"Conv_{i}": {"kernel": rng.standard_normal((3, 3, cin, cout)).astype(np.float32),
                            "bias": rng.standard_normal(cout).astype(np.float32)}
              for i, (cin, cout) in enumerate(CHANNELS)}
-    return {"VGG16_0": convs, "NetLinLayer_0": {"kernel": np.zeros((1, 1, 64, 1), np.float32)}}
+    heads = {f"NetLinLayer_{k}": {"Conv_0": {"kernel": rng.uniform(0, 1, (1, 1, c, 1)).astype(np.float32)}}
+             for k, c in enumerate((64, 128, 256, 512, 512))}
+    return {"VGG16_0": convs, **heads}
 
 
 def test_converts_to_torchvision_layout_and_loads(fake_checkpoint, tmp_path):
@@ -44,7 +46,10 @@ def test_converts_to_torchvision_layout_and_loads(fake_checkpoint, tmp_path):
     make_archive(tmp_path / "a.tar.gz", payload)
     checkpoint = prepare_vgg16.read_checkpoint(tmp_path / "a.tar.gz", hashlib.sha256(payload).hexdigest())
     state_dict = prepare_vgg16.to_torchvision_state_dict(checkpoint)
-    assert len(state_dict) == 26
+    assert len(state_dict) == 26 + 5
+    head = fake_checkpoint["NetLinLayer_3"]["Conv_0"]["kernel"]  # (1, 1, C, 1) → (1, C, 1, 1)
+    assert state_dict["lpips.lin3.weight"].shape == (1, 512, 1, 1)
+    assert state_dict["lpips.lin3.weight"][0, 100, 0, 0].item() == head[0, 0, 100, 0]
     kernel = fake_checkpoint["VGG16_0"]["Conv_7"]["kernel"]  # (H, W, I, O) → features.17.weight (O, I, H, W)
     assert state_dict["features.17.weight"].shape == (512, 256, 3, 3)
     assert state_dict["features.17.weight"][5, 7, 1, 2].item() == kernel[1, 2, 7, 5]
@@ -85,3 +90,29 @@ def test_torchvision_pth_files_load_too(tmp_path):
     torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(ValueError, match="not a VGG16 state dict"):
         VGG16Features().load_weights(tmp_path / "bad.pth")
+
+
+def test_lpips_loads_from_the_prepared_file_and_behaves_like_a_distance(fake_checkpoint, tmp_path):
+    from safetensors.torch import save_file
+
+    from rfr_pipeline.lpips import LPIPS
+
+    state_dict = prepare_vgg16.to_torchvision_state_dict(fake_checkpoint)
+    for name in state_dict:  # keep activations of the random weights in a sane range through 13 layers
+        if name.startswith("features") and name.endswith("weight"):
+            state_dict[name] = state_dict[name] / (state_dict[name][0].numel() ** 0.5)
+    save_file(state_dict, tmp_path / "vgg.safetensors")
+    lpips = LPIPS.from_file(tmp_path / "vgg.safetensors")
+    assert torch.equal(lpips.heads[2].weight, state_dict["lpips.lin2.weight"])
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(2, 3, 64, 64, generator=g), torch.rand(2, 3, 64, 64, generator=g)
+    assert torch.equal(lpips(x, x), torch.zeros(2))
+    d = lpips(x, y)
+    assert d.shape == (2,) and (d > 0).all()
+    torch.testing.assert_close(lpips(y, x), d)  # symmetric
+    torch.testing.assert_close(lpips(x[1:], y[1:]), d[1:])  # each pair on its own
+    assert (lpips(x, x * 0.9 + y * 0.1) < d).all()  # closer images, smaller distance
+    del state_dict["lpips.lin4.weight"]
+    save_file(state_dict, tmp_path / "vgg_only.safetensors")
+    with pytest.raises(ValueError, match="lacks the LPIPS weights.*prepare_vgg16"):
+        LPIPS.from_file(tmp_path / "vgg_only.safetensors")

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import PIL.Image
 import pytest
+import safetensors.torch
 import torch
 from conftest import REPO_ROOT, load_official_fixture, requires_shared
 from test_model import make_model
@@ -18,6 +19,7 @@ from rfr_pipeline.cli import main as cli_main
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import convert_official_checkpoint
+import package_default_model
 import push_to_hub
 
 
@@ -131,3 +133,34 @@ def test_cli_console_script_runs(tiny_pipeline_dir, tmp_path):
                            "--strategy", "crop"], check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "in.png").is_file()
+
+
+def test_packaging_the_default_model_writes_its_serving_defaults_and_card_and_refuses_oversize(tiny_pipeline_dir,
+                                                                                              tmp_path, capsys):
+    evaluation = tmp_path / "eval"
+    evaluation.mkdir()
+    (evaluation / "metrics.md").write_text("| hole area | method | PSNR ↑ |\n|---|---|---|\n| 10-20% | rfr-net | 30.00 |\n")
+    notes = tmp_path / "notes.md"
+    notes.write_text("Trained for 3 steps on a test machine.")
+    out = tmp_path / "default_model"
+    args = ["--pipeline", str(tiny_pipeline_dir), "--evaluation", str(evaluation), "--training-notes", str(notes),
+            "--output", str(out), "--working-size", "64", "--fp16"]
+    assert package_default_model.main(args) == 0
+    pipe = RFRInpaintPipeline.from_pretrained(out)
+    assert pipe.config.default_strategy == "resize" and pipe.config.default_working_size == 64
+    weights = safetensors.torch.load_file(out / "rfrnet" / "diffusion_pytorch_model.safetensors")
+    assert {t.dtype for t in weights.values() if t.is_floating_point()} == {torch.float16}  # half the size in git
+    assert pipe.rfrnet.dtype == torch.float32  # and run in float32 unless the user asks otherwise
+    card = (out / "README.md").read_text()
+    assert "Trained for 3 steps on a test machine." in card and "| 10-20% | rfr-net | 30.00 |" in card
+    assert "research" in card and "faces" in card
+    assert "from_pretrained(DEFAULT_MODEL)" in card and "rfr-inpaint --image photo.png" in card  # no repo to name
+    assert pipe(photo(), box_mask()).images[0].size == (128, 96)
+
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert package_default_model.main([*args, "--strategy", "crop", "--max-megabytes", "0.001"]) == 1
+    assert "over the 0.001 MB limit" in capsys.readouterr().err
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # left as it was
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".default_model")]  # no staging left behind
+    with pytest.raises(SystemExit):
+        package_default_model.main([*args[:2], "--evaluation", str(tmp_path / "nowhere"), *args[4:]])
