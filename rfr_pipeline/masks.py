@@ -60,16 +60,20 @@ def rectangle_mask(size: int, rng: np.random.Generator, hole_range: tuple[float,
 class MaskGenerator:
     """Masks made on the fly: free-form strokes, or a rectangle with probability `rectangle_probability`."""
 
-    def __init__(self, hole_range: tuple[float, float] = (0.05, 0.6), rectangle_probability: float = 0.2):
+    def __init__(self, hole_range: tuple[float, float] = (0.05, 0.6), rectangle_probability: float = 0.2,
+                 brush: tuple[int, int] = (10, 24)):
         if not 0 <= hole_range[0] < hole_range[1] <= 1:
             raise ValueError(f"hole_range must satisfy 0 <= low < high <= 1, got {hole_range}")
+        if not 1 <= brush[0] <= brush[1]:
+            raise ValueError(f"brush widths must satisfy 1 <= min <= max, got {brush}")
         self.hole_range = hole_range
         self.rectangle_probability = rectangle_probability
+        self.brush = brush
 
     def __call__(self, size: int, rng: np.random.Generator) -> np.ndarray:
         if rng.uniform() < self.rectangle_probability:
             return rectangle_mask(size, rng, self.hole_range)
-        return free_form_mask(size, rng, self.hole_range)
+        return free_form_mask(size, rng, self.hole_range, self.brush)
 
 
 class MaskFolder:

@@ -59,6 +59,9 @@ def parse_args(argv=None):
     data.add_argument("--validation_data_dir", help="validation images (default: hold some out of the training data)")
     data.add_argument("--num_validation_images", type=int, default=8)
     data.add_argument("--mask_dir", help="training masks (white = hole); default: generated strokes and rectangles")
+    data.add_argument("--brush_width", type=int, nargs=2, default=[10, 24], metavar=("MIN", "MAX"),
+                      help="stroke widths of generated masks, in pixels at 256² (scaled with --resolution); "
+                           "include thin ones (e.g. 2 24) to train for scratches and fragments")
     data.add_argument("--hole_range", type=float, nargs=2, default=[0.05, 0.6], metavar=("LOW", "HIGH"),
                       help="hole area of generated masks, as fractions of the image")
     data.add_argument("--resolution", type=int, default=256)
@@ -84,6 +87,9 @@ def parse_args(argv=None):
     opt.add_argument("--finetune", action="store_true", help="train in the fine-tune phase from the start")
     opt.add_argument("--finetune_start_step", type=int, help="switch to the fine-tune phase at this step")
     opt.add_argument("--finetune_learning_rate", type=float, default=5e-5)
+    opt.add_argument("--recalibrate_batchnorm", type=int, default=0, metavar="BATCHES",
+                     help="on entering the fine-tune phase, first re-estimate every BatchNorm's running statistics "
+                          "as a plain average over this many training batches (0 = keep them, as the official code)")
     opt.add_argument("--ema_decay", type=float, default=0.0, help="keep an EMA of the weights (0 = off)")
     opt.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default=None)
     opt.add_argument("--channels_last", action="store_true")
@@ -147,7 +153,37 @@ class EpochSampler(torch.utils.data.Sampler):
         return iter(torch.randperm(self.length, generator=generator).tolist())
 
 
-def enter_finetune_phase(model: RFRNet, optimizer, learning_rate: float) -> None:
+@torch.no_grad()
+def recalibrate_batchnorm(model: torch.nn.Module, batches, accelerator=None) -> int:
+    """Replace every BatchNorm's running statistics by their plain average over `batches` (train-mode forwards,
+    no gradients, weights untouched), averaged over processes. The running statistics that training leaves behind
+    follow the last few batches only, and RFR-Net's recurrent iterations share them although their activations
+    differ: frozen as they are, they can wreck eval-mode outputs. Returns the number of batches used."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    was_training = model.training
+    model.train()
+    count = 0
+    for batch in batches:
+        model(batch["image"] * batch["known"], batch["known"])
+        count += 1
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+        if accelerator is not None and accelerator.num_processes > 1:
+            m.running_mean.copy_(accelerator.reduce(m.running_mean, "mean"))
+            m.running_var.copy_(accelerator.reduce(m.running_var, "mean"))
+    model.train(was_training)
+    return count
+
+
+def enter_finetune_phase(model: RFRNet, optimizer, learning_rate: float, recalibration_batches=None,
+                         accelerator=None) -> None:
+    if recalibration_batches is not None:
+        used = recalibrate_batchnorm(model, recalibration_batches, accelerator)
+        logger.info("re-estimated the BatchNorm statistics over %d batches", used)
     model.enable_finetune_mode()
     for group in optimizer.param_groups:
         group["lr"] = learning_rate
@@ -283,7 +319,8 @@ def main(argv=None) -> None:
         val_paths = list_images([args.validation_data_dir])[: args.num_validation_images]
     else:
         paths, val_paths = split_validation(paths, args.num_validation_images, args.seed)
-    masks = MaskFolder(args.mask_dir) if args.mask_dir else MaskGenerator(tuple(args.hole_range))
+    masks = MaskFolder(args.mask_dir) if args.mask_dir else MaskGenerator(tuple(args.hole_range),
+                                                                            brush=tuple(args.brush_width))
     train_set = InpaintingDataset(paths, args.resolution, masks, seed=args.seed, min_crop_scale=args.min_crop_scale)
     sampler = EpochSampler(len(train_set), args.seed)
     train_loader = torch.utils.data.DataLoader(train_set, batch_size=args.train_batch_size, sampler=sampler,
@@ -319,8 +356,22 @@ def main(argv=None) -> None:
             global_step = int(CHECKPOINT_PATTERN.match(path.name).group(1))
             logger.info("resumed from %s at step %d", path, global_step)
     unwrapped = accelerator.unwrap_model(model)
-    if args.finetune or (args.finetune_start_step is not None and global_step >= args.finetune_start_step):
-        enter_finetune_phase(unwrapped, optimizer, args.finetune_learning_rate)
+
+    def recalibration_batches():
+        """Training batches of their own order (the main data order is left as it is), moved to the device."""
+        if not args.recalibrate_batchnorm:
+            return None
+        generator = torch.Generator().manual_seed(args.seed * 7919 + accelerator.process_index)
+        loader = torch.utils.data.DataLoader(train_set, batch_size=args.train_batch_size, drop_last=True,
+                                             sampler=torch.utils.data.RandomSampler(train_set, generator=generator),
+                                             num_workers=args.dataloader_num_workers)
+        batches = zip(range(args.recalibrate_batchnorm), loader)
+        return ({k: v.to(accelerator.device) for k, v in batch.items()} for _, batch in batches)
+
+    if args.finetune and global_step == 0:
+        enter_finetune_phase(unwrapped, optimizer, args.finetune_learning_rate, recalibration_batches(), accelerator)
+    elif args.finetune or (args.finetune_start_step is not None and global_step >= args.finetune_start_step):
+        enter_finetune_phase(unwrapped, optimizer, args.finetune_learning_rate)  # resumed: statistics are saved
 
     # -- train ---------------------------------------------------------------------------------------------------
     progress = tqdm(total=args.max_train_steps, initial=global_step, desc="steps",
@@ -356,7 +407,8 @@ def main(argv=None) -> None:
             if ema is not None:
                 ema.step(unwrapped.parameters())
             if args.finetune_start_step is not None and global_step == args.finetune_start_step:
-                enter_finetune_phase(unwrapped, optimizer, args.finetune_learning_rate)
+                enter_finetune_phase(unwrapped, optimizer, args.finetune_learning_rate, recalibration_batches(),
+                                     accelerator)
                 logger.info("step %d: fine-tune phase (frozen BatchNorm statistics, lr %g)", global_step,
                             args.finetune_learning_rate)
 

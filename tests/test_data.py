@@ -93,3 +93,20 @@ def test_min_crop_scale_bounds_the_random_zoom(tmp_path):
     assert spans(0.5).min() < 0.8 < spans(0.5).max()  # zooms in, sometimes by much
     with pytest.raises(ValueError, match="min_crop_scale"):
         InpaintingDataset(paths, 32, MaskGenerator(), min_crop_scale=0)
+
+
+def test_brush_width_sets_how_thin_generated_strokes_are():
+    def boundary_fraction(brush):  # share of hole pixels with a known neighbour: high for thin strokes
+        generator = MaskGenerator((0.2, 0.3), rectangle_probability=0, brush=brush)
+        rng = np.random.default_rng(0)
+        fractions = []
+        for _ in range(5):
+            hole = generator(128, rng)
+            inner = hole[1:-1, 1:-1] & hole[:-2, 1:-1] & hole[2:, 1:-1] & hole[1:-1, :-2] & hole[1:-1, 2:]
+            fractions.append(1 - inner.sum() / hole[1:-1, 1:-1].sum())
+        return np.mean(fractions)
+
+    assert boundary_fraction((2, 3)) > 0.8
+    assert boundary_fraction((20, 24)) < 0.3
+    with pytest.raises(ValueError, match="brush widths"):
+        MaskGenerator(brush=(0, 5))

@@ -131,6 +131,48 @@ def test_finetune_keeps_batchnorm_statistics(data_dir, tmp_path):
     assert not torch.equal(end["stem_norm1.weight"], start["stem_norm1.weight"])  # affine parameters still train
 
 
+def test_recalibrated_batchnorm_statistics_are_the_average_over_the_batches():
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    import train
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4, momentum=0.3))
+    model[1].running_mean.fill_(5.0)
+    weight = model[0].weight.clone()
+    model.eval()
+
+    class Net(torch.nn.Module):  # train.py calls model(image * known, known)
+        def __init__(self):
+            super().__init__()
+            self.body = model
+
+        def forward(self, image, known):
+            return self.body(image)
+
+    batches = [{"image": torch.randn(3, 1, 8, 8) * (n + 1), "known": torch.ones(3, 1, 8, 8)} for n in range(3)]
+    assert train.recalibrate_batchnorm(Net().eval(), iter(batches)) == 3
+    with torch.no_grad():
+        features = [model[0](b["image"]) for b in batches]
+    means = torch.stack([f.mean((0, 2, 3)) for f in features])
+    variances = torch.stack([f.transpose(0, 1).flatten(1).var(1) for f in features])  # unbiased, as BatchNorm keeps
+    torch.testing.assert_close(model[1].running_mean, means.mean(0))
+    torch.testing.assert_close(model[1].running_var, variances.mean(0))
+    assert model[1].momentum == 0.3 and not model.training and torch.equal(model[0].weight, weight)
+
+
+def test_finetune_phase_can_start_from_recalibrated_statistics(data_dir, tmp_path):
+    run(train_args(data_dir, tmp_path / "phase1", "--max_train_steps", "2"))
+    start = weights(tmp_path / "phase1" / "pipeline")
+    log = run(train_args(data_dir, tmp_path / "phase2", "--max_train_steps", "2", "--finetune",
+                         "--recalibrate_batchnorm", "3", "--pretrained_model", str(tmp_path / "phase1" / "pipeline")))
+    assert "re-estimated the BatchNorm statistics over 3 batches" in log
+    end = weights(tmp_path / "phase2" / "pipeline")
+    assert not torch.equal(end["stem_norm1.running_mean"], start["stem_norm1.running_mean"])
+    # Reset, 3 recalibration batches (the recurrent module's norms run once per iteration, 6 per forward), then
+    # frozen through both training steps.
+    assert {end[name].item() for name in end if name.endswith("num_batches_tracked")} == {3, 3 * 6}
+
+
 def test_refuses_random_vgg_unless_asked(data_dir, tmp_path):
     args = [a for a in train_args(data_dir, tmp_path / "x", "--max_train_steps", "1") if a != "--allow_random_vgg"]
     proc = subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, timeout=300,
