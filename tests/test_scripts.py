@@ -120,8 +120,13 @@ def test_cli_single_file_and_never_overwrites_inputs(tiny_pipeline_dir, tmp_path
     args = ["--image", str(tmp_path / "in.png"), "--mask", str(tmp_path / "mask.png"), "--model", str(tiny_pipeline_dir)]
     assert cli_main([*args, "--output", str(tmp_path / "in.png")]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err
-    assert cli_main([*args, "--output", str(tmp_path / "result.png")]) == 0
+    umask = os.umask(0o022)
+    try:
+        assert cli_main([*args, "--output", str(tmp_path / "result.png")]) == 0
+    finally:
+        os.umask(umask)
     assert PIL.Image.open(tmp_path / "result.png").size == (128, 96)
+    assert (tmp_path / "result.png").stat().st_mode & 0o777 == 0o644  # not the temporary file's private 0600
 
 
 def test_cli_console_script_runs(tiny_pipeline_dir, tmp_path):
