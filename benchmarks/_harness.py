@@ -68,3 +68,20 @@ def write_report(path: Path, report: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(report, indent=2))
     tmp.replace(path)  # never leave a half-written report
+
+
+def photo_and_mask(height: int, width: int, hole_fraction: float, seed: int = 0):
+    """A textured gradient photo and a mask of three square holes covering about `hole_fraction` of it."""
+    import numpy as np
+    import PIL.Image
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    photo = np.stack([x * 255 / width, y * 255 / height, (x + y) * 127 / (height + width)], -1)
+    photo = np.clip(photo + rng.normal(0, 12, photo.shape), 0, 255).astype(np.uint8)
+    mask = np.zeros((height, width), np.uint8)
+    side = int((hole_fraction * height * width / 3) ** 0.5)
+    for top, left in ((0.15, 0.1), (0.5, 0.45), (0.2, 0.7)):
+        t, l = int(top * height), int(left * width)
+        mask[t : t + side, l : l + side] = 255
+    return PIL.Image.fromarray(photo), PIL.Image.fromarray(mask)

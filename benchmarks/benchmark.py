@@ -31,6 +31,7 @@ from benchmarks._harness import (
     default_memory_limit_gib,
     machine_info,
     peak_rss_mib,
+    photo_and_mask,
     run_in_subprocess,
     write_report,
 )
@@ -38,23 +39,6 @@ from benchmarks._harness import (
 TINY = {"trunk_channels": 8, "reasoning_channels": [8, 16, 16], "tail_channels": 8, "tail_bottleneck_channels": 2}
 LARGE_PHOTO = (1536, 2048)  # height, width
 STRATEGIES = ("original", "resize", "crop")
-
-
-def photo_and_mask(height: int, width: int, hole_fraction: float, seed: int = 0):
-    """A textured gradient photo and a mask of three square holes covering about `hole_fraction` of it."""
-    import numpy as np
-    import PIL.Image
-
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    photo = np.stack([x * 255 / width, y * 255 / height, (x + y) * 127 / (height + width)], -1)
-    photo = np.clip(photo + rng.normal(0, 12, photo.shape), 0, 255).astype(np.uint8)
-    mask = np.zeros((height, width), np.uint8)
-    side = int((hole_fraction * height * width / 3) ** 0.5)
-    for top, left in ((0.15, 0.1), (0.5, 0.45), (0.2, 0.7)):
-        t, l = int(top * height), int(left * width)
-        mask[t : t + side, l : l + side] = 255
-    return PIL.Image.fromarray(photo), PIL.Image.fromarray(mask)
 
 
 def load_model(spec: str | None, quick: bool):

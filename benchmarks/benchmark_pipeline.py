@@ -28,28 +28,13 @@ from benchmarks._harness import (
     default_memory_limit_gib,
     machine_info,
     peak_rss_mib,
+    photo_and_mask,
     rss_mib,
     run_in_subprocess,
     write_report,
 )
 
 TINY = {"trunk_channels": 8, "reasoning_channels": [8, 16, 16], "tail_channels": 8, "tail_bottleneck_channels": 2}
-
-
-def make_photo_and_mask(height: int, width: int, hole_fraction: float):
-    import numpy as np
-    import PIL.Image
-
-    rng = np.random.default_rng(0)
-    y, x = np.mgrid[0:height, 0:width]
-    photo = np.stack([x * 255 / width, y * 255 / height, (x + y) * 127 / (height + width)], -1)
-    photo = np.clip(photo + rng.normal(0, 12, photo.shape), 0, 255).astype(np.uint8)
-    mask = np.zeros((height, width), np.uint8)
-    side = int((hole_fraction * height * width / 3) ** 0.5)  # three square regions
-    for top, left in ((0.15, 0.1), (0.5, 0.45), (0.2, 0.7)):
-        t, l = int(top * height), int(left * width)
-        mask[t : t + side, l : l + side] = 255
-    return PIL.Image.fromarray(photo), PIL.Image.fromarray(mask)
 
 
 def timed(fn, repeats: int, warmup: bool = True) -> list[float]:
@@ -77,7 +62,7 @@ def run_case(kind: str, args) -> dict:
     before = rss_mib()
     if kind == "overhead":
         size = 64 if args.quick else 256
-        photo, mask = make_photo_and_mask(size, size, 0.2)
+        photo, mask = photo_and_mask(size, size, 0.2)
         image = torch.from_numpy(np.array(photo)).permute(2, 0, 1)[None].float() / 255
         known = 1 - torch.from_numpy(np.array(mask) > 0)[None, None].float()
         # Interleave model and pipeline calls, so that drift of the machine's speed cancels in the differences.
@@ -95,7 +80,7 @@ def run_case(kind: str, args) -> dict:
         return {"case": "overhead", "size": size, "model_median_s": m, "pipeline_median_s": p,
                 "overhead_s": overhead, "overhead_percent": 100 * overhead / m}
     height, width = (192, 256) if args.quick else (1536, 2048)
-    photo, mask = make_photo_and_mask(height, width, 0.10)
+    photo, mask = photo_and_mask(height, width, 0.10)
     working = 64 if args.quick else args.working_size
     times = timed(lambda: pipe(photo, mask, strategy=kind, working_size=working), args.repeats)
     return {"case": kind, "size": [height, width], "working_size": working, "median_s": statistics.median(times),

@@ -42,9 +42,11 @@ def save_pipeline_atomically(
             copy.save_pretrained(staging / "rfrnet", variant=variant)
         if model_card is not None:
             model_card.save(staging / "README.md")
-        megabytes = sum(f.stat().st_size for f in staging.rglob("*") if f.is_file()) / 1e6
-        if max_megabytes is not None and megabytes > max_megabytes:
-            raise ValueError(f"the pipeline folder would be {megabytes:.1f} MB, over the {max_megabytes:g} MB limit")
+        if max_megabytes is not None:
+            megabytes = sum(f.stat().st_size for f in staging.rglob("*") if f.is_file()) / 1e6
+            if megabytes > max_megabytes:
+                raise ValueError(f"the pipeline folder would be {megabytes:.1f} MB, over the {max_megabytes:g} MB "
+                                 "limit")
         if output_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old.", dir=output_dir.parent))
             output_dir.rename(old / "previous")

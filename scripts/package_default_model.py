@@ -19,6 +19,7 @@ import torch
 
 from rfr_pipeline import DEFAULT_MODEL, RFRInpaintPipeline
 from rfr_pipeline.hub import RESEARCH_ONLY_LICENCE, render_model_card, save_pipeline_atomically
+from rfr_pipeline.pipeline_rfr_inpaint import STRATEGIES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +39,7 @@ def main(argv=None) -> int:
     parser.add_argument("--evaluation", required=True, type=Path, help="scripts/evaluate.py output folder")
     parser.add_argument("--training-notes", required=True, type=Path, help="Markdown: how the model was trained")
     parser.add_argument("--num-training-images", type=int, default=8000)
-    parser.add_argument("--strategy", default="resize", help="the pipeline's default strategy")
+    parser.add_argument("--strategy", default="resize", choices=STRATEGIES, help="the pipeline's default strategy")
     parser.add_argument("--working-size", type=int, help="the pipeline's default working size (default: the model's)")
     parser.add_argument("--fp16", action="store_true", help="store the weights in float16 (half the size)")
     parser.add_argument("--max-megabytes", type=float, default=40)
