@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,8 @@ def parse_args(argv=None):
     opt.add_argument("--seed", type=int, default=0)
     opt.add_argument("--train_batch_size", type=int, default=6, help="per process")
     opt.add_argument("--max_train_steps", type=int, default=1000)
+    opt.add_argument("--max_train_seconds", type=float, default=None,
+                     help="also stop (checkpoint and save as at the last step) once training has run this long")
     opt.add_argument("--gradient_accumulation_steps", type=int, default=1)
     opt.add_argument("--learning_rate", type=float, default=2e-4)
     opt.add_argument("--finetune", action="store_true", help="train in the fine-tune phase from the start")
@@ -108,6 +111,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.finetune and args.finetune_start_step is not None:
         p.error("--finetune trains in the fine-tune phase throughout; --finetune_start_step switches to it later")
+    if args.max_train_seconds is not None and args.max_train_seconds <= 0:
+        p.error(f"--max_train_seconds must be positive, got {args.max_train_seconds}")
     if args.resolution % 16:
         p.error(f"--resolution must be a multiple of 16, got {args.resolution}")
     return args
@@ -380,7 +385,15 @@ def main(argv=None) -> None:
     running, micro_batches, last_losses = {}, 0, {}
     skipped_images = torch.zeros((), device=accelerator.device)
     epoch = global_step // steps_per_epoch
-    while global_step < args.max_train_steps:
+    started = time.monotonic()
+
+    def out_of_time() -> bool:
+        """Every process must stop at the same step: the decision is the main clock's, shared by all."""
+        over = torch.tensor(float(time.monotonic() - started > args.max_train_seconds), device=accelerator.device)
+        return accelerator.reduce(over, "max").item() > 0
+
+    last_step = global_step >= args.max_train_steps  # a resumed, finished run trains no further
+    while not last_step:
         train_set.set_epoch(epoch)
         sampler.set_epoch(epoch)
         loader = train_loader
@@ -404,6 +417,9 @@ def main(argv=None) -> None:
                 continue
             global_step += 1
             progress.update(1)
+            # Checked every logging_steps only: the check waits for the device.
+            last_step = global_step >= args.max_train_steps or bool(
+                args.max_train_seconds is not None and global_step % args.logging_steps == 0 and out_of_time())
             if ema is not None:
                 ema.step(unwrapped.parameters())
             if args.finetune_start_step is not None and global_step == args.finetune_start_step:
@@ -412,7 +428,7 @@ def main(argv=None) -> None:
                 logger.info("step %d: fine-tune phase (frozen BatchNorm statistics, lr %g)", global_step,
                             args.finetune_learning_rate)
 
-            if global_step % args.logging_steps == 0 or global_step == args.max_train_steps:
+            if global_step % args.logging_steps == 0 or last_step:
                 logs = {f"train/{k}": accelerator.reduce(v, "mean").item() / micro_batches for k, v in running.items()}
                 logs["train/skipped_images"] = accelerator.reduce(skipped_images, "sum").item()
                 logs["train/lr"] = optimizer.param_groups[0]["lr"]
@@ -420,11 +436,11 @@ def main(argv=None) -> None:
                 progress.set_postfix(loss=f"{logs['train/loss']:.4f}")
                 last_losses = {k.removeprefix("train/"): v for k, v in logs.items() if k != "train/lr"}
                 running, micro_batches = {}, 0
-            if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps:
+            if global_step % args.checkpointing_steps == 0 or last_step:
                 save_checkpoint(accelerator, output_dir, global_step, args.checkpoints_total_limit)
             if accelerator.is_main_process:
                 if val_batch is not None and (global_step % args.validation_steps == 0
-                                              or global_step == args.max_train_steps):
+                                              or last_step):
                     metrics = run_validation(unwrapped, val_batch, accelerator, global_step, output_dir)
                     accelerator.log(metrics, step=global_step)
                     logger.info("step %d validation: %s", global_step,
@@ -432,7 +448,10 @@ def main(argv=None) -> None:
                 if args.save_pipeline_every and global_step % args.save_pipeline_every == 0:
                     save_pipeline(unwrapped, ema, output_dir / f"pipeline-{global_step}", args, global_step,
                                   last_losses)
-            if global_step >= args.max_train_steps:
+            if last_step:
+                if global_step < args.max_train_steps:
+                    logger.info("step %d: stopping, --max_train_seconds %g reached", global_step,
+                                args.max_train_seconds)
                 break
         epoch += 1
     progress.close()

@@ -116,6 +116,16 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(data_dir, tmp_path):
     assert sorted(p.name for p in out.glob("checkpoint-*")) == [f"checkpoint-{done[-1] + 1}", f"checkpoint-{done[-1] + 2}"]
 
 
+def test_a_time_budget_stops_the_run_with_a_checkpoint_and_a_pipeline(data_dir, tmp_path):
+    out = tmp_path / "timed"
+    log = run(train_args(data_dir, out, "--max_train_steps", "1000000", "--max_train_seconds", "4",
+                         "--checkpointing_steps", "1000000", "--logging_steps", "2"))
+    stopped = int(log.split("stopping, --max_train_seconds 4 reached")[0].rsplit("step ", 1)[1].rstrip(": "))
+    assert 2 <= stopped < 1000000 and stopped % 2 == 0  # checked every logging step
+    assert [p.name for p in out.glob("checkpoint-*")] == [f"checkpoint-{stopped}"]
+    assert RFRInpaintPipeline.from_pretrained(out / "pipeline").rfrnet.config.sample_size == 32
+
+
 def test_finetune_keeps_batchnorm_statistics(data_dir, tmp_path):
     run([*train_args(data_dir, tmp_path / "phase1", "--max_train_steps", "2", "--mixed_precision", "bf16"),
          "--report_to", "tensorboard"])
