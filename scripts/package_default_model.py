@@ -25,8 +25,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 DESCRIPTION = (
     "**A demo model, not the paper's.** The default model embedded in the `rfr-pipeline` package: a narrow RFR-Net "
-    "trained briefly, on a CPU, on {count} aligned face photos from the CelebA test split, so that `rfr-inpaint`, the "
-    "demo and the examples work out of the box with no download. It fills holes in **centred face photos** at about "
+    "trained briefly (hours on a CPU, minutes on one GPU) on {count} aligned face photos from the CelebA test split, "
+    "so that `rfr-inpaint`, the demo and the examples work out of the box with no download. It fills holes in "
+    "**centred face photos** at about "
     "{size}×{size} pixels; the pipeline resizes larger photos to that size (`default_strategy=\"{strategy}\"`), so fine "
     "detail in large photos comes back soft. For the published model, convert the official weights with "
     "`scripts/convert_official_checkpoint.py`."

@@ -19,6 +19,7 @@ from rfr_pipeline.cli import main as cli_main
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import convert_official_checkpoint
+import make_example_grid
 import package_default_model
 import push_to_hub
 
@@ -169,3 +170,20 @@ def test_packaging_the_default_model_writes_its_serving_defaults_and_card_and_re
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".default_model")]  # no staging left behind
     with pytest.raises(SystemExit):
         package_default_model.main([*args[:2], "--evaluation", str(tmp_path / "nowhere"), *args[4:]])
+
+
+def test_example_grid_has_a_row_per_mask_and_a_column_per_method(tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    assert make_example_grid.main(["--model", str(REPO_ROOT / "rfr_pipeline" / "default_model"),
+                                   "--image", str(REPO_ROOT / "examples" / "astronaut_photo.png"),
+                                   "--mask", str(REPO_ROOT / "examples" / "astronaut_mask.png"),
+                                   "--strokes", "0.2:1", "--resolution", "64", "--output", str(out)]) == 0
+    grid = np.asarray(PIL.Image.open(out))
+    assert grid.shape == (2 * 64, 5 * 64, 3)  # masked / rfr-net / telea / navier-stokes / original
+    original = grid[:64, 4 * 64:]
+    assert np.array_equal(grid[64:, 4 * 64:], original)  # the same photo on every row
+    stroke_hole = np.all(grid[64:, :64] == 255, axis=-1) & ~np.all(original == 255, axis=-1)
+    assert 0.1 < stroke_hole.mean() < 0.35  # about the asked-for 20 %
+    with pytest.raises(SystemExit):
+        make_example_grid.main(["--model", "x", "--image", "x", "--strokes", "20%", "--output", str(out)])
+    assert "expected AREA:SEED" in capsys.readouterr().err

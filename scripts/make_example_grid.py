@@ -1,0 +1,68 @@
+#!/usr/bin/env python
+"""The README's example grid: one photo, several masks; per row masked / RFR-Net / Telea / Navier–Stokes / original.
+
+    python scripts/make_example_grid.py --model rfr_pipeline/default_model --image examples/astronaut_photo.png \\
+        --mask examples/astronaut_mask.png --strokes 0.25:1 0.45:2 --resolution 96 \\
+        --output docs/results/default_model/example-grid.png
+
+`--strokes AREA:SEED` adds a row with a generated free-form mask (thin and thick strokes, like the NVIDIA test
+masks) covering about AREA of the image. Photos and masks are prepared exactly as scripts/evaluate.py does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from evaluate import BASELINES, load_mask, load_photo, run_baseline, save_grid
+
+from rfr_pipeline import RFRInpaintPipeline
+from rfr_pipeline.masks import free_form_mask
+
+
+def stroke_spec(text: str) -> tuple[float, int]:
+    try:
+        area, seed = text.split(":")
+        area, seed = float(area), int(seed)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected AREA:SEED such as 0.25:1, got {text!r}") from None
+    if not 0 < area < 1:
+        raise argparse.ArgumentTypeError(f"AREA must be between 0 and 1, got {area}")
+    return area, seed
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="pipeline folder or Hub repo id")
+    parser.add_argument("--image", required=True, type=Path)
+    parser.add_argument("--mask", type=Path, nargs="*", default=[], help="mask files (white = hole)")
+    parser.add_argument("--strokes", type=stroke_spec, nargs="*", default=[], metavar="AREA:SEED")
+    parser.add_argument("--resolution", type=int, default=256)
+    parser.add_argument("--output", required=True, type=Path)
+    args = parser.parse_args(argv)
+    if not args.mask and not args.strokes:
+        parser.error("give at least one --mask or --strokes")
+
+    photo = load_photo(args.image, args.resolution)
+    holes = [load_mask(path, args.resolution) for path in args.mask]
+    holes += [free_form_mask(args.resolution, np.random.default_rng(seed), (area, area), brush=(2, 24))
+              for area, seed in args.strokes]
+    pipe = RFRInpaintPipeline.from_pretrained(args.model)
+    pipe.set_progress_bar_config(disable=True)
+    rows = []
+    for hole in holes:
+        masked = np.where(hole[..., None], 255, photo).astype(np.uint8)
+        ours = np.asarray(pipe(photo, hole, strategy="original").images[0])
+        rows.append([masked, ours, *(run_baseline(name, photo, hole) for name in BASELINES), photo])
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    save_grid(args.output, rows)
+    print(f"wrote {args.output}: {len(rows)} rows of masked / rfr-net / {' / '.join(BASELINES)} / original")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
