@@ -214,3 +214,18 @@ def official_generator_loss(vgg, gt, known3, output):
         + valid
         + 6 * hole
     )
+
+
+def fixture_state_dict(fixture: dict) -> dict[str, torch.Tensor]:
+    """The official state dict of a ../shared/fixtures/official_parity_seed*.pt fixture, rebuilt by its recipe:
+    one generator seeded with `seed` draws every non-counter tensor uniformly in [lo, hi], in `rules` order; then
+    `overrides` replace their keys."""
+    generator = torch.Generator().manual_seed(fixture["seed"])
+    state_dict = {}
+    for key, shape, lo, hi in fixture["rules"]:
+        if key.endswith("num_batches_tracked"):
+            state_dict[key] = torch.tensor(int(lo))
+        else:
+            state_dict[key] = lo + (hi - lo) * torch.rand(shape, generator=generator, dtype=torch.float32)
+    state_dict.update(fixture["overrides"])
+    return state_dict

@@ -46,6 +46,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.mask and not args.strokes:
         parser.error("give at least one --mask or --strokes")
+    for path in [args.image, *args.mask]:
+        if not path.is_file():
+            parser.error(f"{path} is not a file")
 
     photo = load_photo(args.image, args.resolution)
     holes = [load_mask(path, args.resolution) for path in args.mask]

@@ -113,6 +113,10 @@ def parse_args(argv=None):
         p.error("--finetune trains in the fine-tune phase throughout; --finetune_start_step switches to it later")
     if args.max_train_seconds is not None and args.max_train_seconds <= 0:
         p.error(f"--max_train_seconds must be positive, got {args.max_train_seconds}")
+    if not 0 < args.min_crop_scale <= 1:
+        p.error(f"--min_crop_scale must be in (0, 1], got {args.min_crop_scale}")
+    if not 1 <= args.brush_width[0] <= args.brush_width[1]:
+        p.error(f"--brush_width takes MIN MAX with 1 <= MIN <= MAX, got {args.brush_width}")
     if args.resolution % 16:
         p.error(f"--resolution must be a multiple of 16, got {args.resolution}")
     return args
@@ -388,7 +392,7 @@ def main(argv=None) -> None:
     started = time.monotonic()
 
     def out_of_time() -> bool:
-        """Every process must stop at the same step: the decision is the main clock's, shared by all."""
+        """Every process must stop at the same step: as soon as any process's clock is over, all stop."""
         over = torch.tensor(float(time.monotonic() - started > args.max_train_seconds), device=accelerator.device)
         return accelerator.reduce(over, "max").item() > 0
 

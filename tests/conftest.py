@@ -20,6 +20,8 @@ SHARED = REPO_ROOT.parent / "shared"
 FIXTURES = SHARED / "fixtures"
 sys.path.insert(0, str(REPO_ROOT))  # so tests can import benchmarks/ helpers
 
+from benchmarks.official_reference import fixture_state_dict
+
 requires_shared = pytest.mark.skipif(
     not (FIXTURES / "official_parity_seed0.pt").is_file(),
     reason="../shared/fixtures (outputs of the official RFR-Net code) is not present in this checkout",
@@ -29,15 +31,7 @@ requires_shared = pytest.mark.skipif(
 def load_official_fixture(seed: int) -> dict:
     """The fixture of the given seed, with its official state dict rebuilt as ../shared/README.md describes."""
     fixture = torch.load(FIXTURES / f"official_parity_seed{seed}.pt", weights_only=True)
-    generator = torch.Generator().manual_seed(fixture["seed"])
-    state_dict = {}
-    for key, shape, lo, hi in fixture["rules"]:
-        if key.endswith("num_batches_tracked"):
-            state_dict[key] = torch.tensor(int(lo))
-        else:
-            state_dict[key] = lo + (hi - lo) * torch.rand(shape, generator=generator, dtype=torch.float32)
-    state_dict.update(fixture["overrides"])
-    fixture["state_dict"] = state_dict
+    fixture["state_dict"] = fixture_state_dict(fixture)
     fixture["known"] = 1 - fixture["hole"].float()
     return fixture
 

@@ -2,6 +2,7 @@
 checked here — speed claims come from full benchmark runs, compared against the official computation."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -62,3 +63,13 @@ def test_benchmark_of_a_saved_model_measures_that_model_and_reports_cases_it_giv
     [result] = report["results"]
     assert result["skipped"].startswith("did not finish within") and "median_s" not in result
     assert "skipped: did not finish" in stdout
+
+
+def test_cuda_checks_refuse_to_run_without_a_gpu(tmp_path):
+    # The checks themselves need CUDA (their results: benchmarks/results/cuda_h200.json); on a CPU they say so.
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "cuda_checks.py"), "--fixture", "x.pt",
+                           "--output", str(tmp_path / "out.json")],
+                          check=False, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode != 0 and "no CUDA device" in proc.stderr
+    assert not (tmp_path / "out.json").exists()

@@ -184,6 +184,13 @@ def test_example_grid_has_a_row_per_mask_and_a_column_per_method(tmp_path, capsy
     assert np.array_equal(grid[64:, 4 * 64:], original)  # the same photo on every row
     stroke_hole = np.all(grid[64:, :64] == 255, axis=-1) & ~np.all(original == 255, axis=-1)
     assert 0.1 < stroke_hole.mean() < 0.35  # about the asked-for 20 %
+    ours = grid[64:, 64:128]
+    assert np.array_equal(ours[~stroke_hole], original[~stroke_hole])  # composited: known pixels untouched
+    assert np.abs(ours[stroke_hole].astype(int) - 255).mean() > 50  # the hole is filled, not left white
     with pytest.raises(SystemExit):
         make_example_grid.main(["--model", "x", "--image", "x", "--strokes", "20%", "--output", str(out)])
     assert "expected AREA:SEED" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        make_example_grid.main(["--model", "x", "--image", str(tmp_path / "missing.png"), "--strokes", "0.2:1",
+                                "--output", str(out)])
+    assert "missing.png is not a file" in capsys.readouterr().err

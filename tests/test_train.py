@@ -188,3 +188,17 @@ def test_refuses_random_vgg_unless_asked(data_dir, tmp_path):
     proc = subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, timeout=300,
                           env={**env(), "TORCH_HOME": str(tmp_path / "empty-torch-home")})
     assert proc.returncode != 0 and "--vgg_weights" in proc.stderr
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--max_train_seconds", "0"], "--max_train_seconds must be positive"),
+    (["--min_crop_scale", "1.5"], "--min_crop_scale must be in (0, 1]"),
+    (["--brush_width", "24", "2"], "--brush_width takes MIN MAX with 1 <= MIN <= MAX"),
+])
+def test_bad_arguments_are_refused_before_anything_starts(bad, message, capsys):
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    import train
+
+    with pytest.raises(SystemExit):
+        train.parse_args(["--train_data_dir", "x", *bad])
+    assert message in capsys.readouterr().err
