@@ -73,3 +73,15 @@ def test_cuda_checks_refuse_to_run_without_a_gpu(tmp_path):
                           env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert proc.returncode != 0 and "no CUDA device" in proc.stderr
     assert not (tmp_path / "out.json").exists()
+
+
+def test_upconv_formulations_quick(tmp_path):
+    # Every formulation computes the transposed convolution and both its gradients (so timings compare like for like).
+    report, stdout = run("upconv_formulations.py", tmp_path, "--threads", "1")
+    rows = report["results"]
+    assert {r["formulation"] for r in rows} == {"transposed", "phase-conv", "matmul-fold", "unfold-1x1"}
+    assert len({r["layer"] for r in rows}) == 4
+    for r in rows:
+        assert r["max_relative_difference"] < 1e-5, r
+        assert r["forward_ms"] > 0 and r["forward_backward_ms"] > 0
+    assert "1024->512 @ 4x4" in stdout
