@@ -1,6 +1,6 @@
 """How fast can RFR-Net's transposed convolutions (kernel 4, stride 2, padding 1) train on this CPU?
 
-The CPU training step at 256², batch 1 spends about 12 % of its time in one layer: the reasoning decoder's 1024→512
+The CPU training step at 256², batch 1 spends about 13 % of its time in one layer: the reasoning decoder's 1024→512
 transposed convolution at H/16 (forward 13 ms, backward 44 ms, 6 times a step), which oneDNN runs at about half
 the throughput of the network's other convolutions. This measures, for every transposed convolution of the published
 network, the same arithmetic written four ways, forward + backward (gradients of input and weight):
