@@ -10,6 +10,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -46,6 +47,18 @@ def run_in_subprocess(script: str, case_args: list[str], memory_limit_gib: float
     if proc.returncode == -9 or any(word in last[0].lower() for word in ("memory", "alloc")):
         return {"skipped": f"out of memory under the {memory_limit_gib:g} GiB cap ({last[0][:120]})"}
     return {"error": last[0]}
+
+
+def timed(fn, repeats: int, warmup: bool = True) -> list[float]:
+    """Wall times (s) of `repeats` calls of fn, after one untimed warm-up call unless warmup=False."""
+    if warmup:
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
 
 
 def machine_info(threads: int) -> dict:

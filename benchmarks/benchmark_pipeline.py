@@ -18,7 +18,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -31,21 +30,11 @@ from benchmarks._harness import (
     photo_and_mask,
     rss_mib,
     run_in_subprocess,
+    timed,
     write_report,
 )
 
 TINY = {"trunk_channels": 8, "reasoning_channels": [8, 16, 16], "tail_channels": 8, "tail_bottleneck_channels": 2}
-
-
-def timed(fn, repeats: int, warmup: bool = True) -> list[float]:
-    if warmup:
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def run_case(kind: str, args) -> dict:

@@ -26,7 +26,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -35,7 +34,7 @@ import torch.nn.functional as F
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks._harness import machine_info, write_report
+from benchmarks._harness import machine_info, timed, write_report
 
 
 def transposed(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -95,13 +94,7 @@ def upconv_shapes(resolution: int) -> list[tuple[int, int, int]]:
 
 
 def median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    return statistics.median(timed(fn, repeats)) * 1e3
 
 
 def measure(cin: int, cout: int, side: int, batch: int, repeats: int) -> list[dict]:
