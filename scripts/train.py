@@ -35,7 +35,8 @@ from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
 from rfr_pipeline import RFRInpaintPipeline, RFRNet
-from rfr_pipeline.data import InpaintingDataset, list_images, split_validation
+from rfr_pipeline.atomic import atomic_file, make_ordinary
+from rfr_pipeline.data import InpaintingDataset, UnreadableImagesError, list_images, split_validation
 from rfr_pipeline.hub import RESEARCH_ONLY_LICENCE, render_model_card, save_pipeline_atomically
 from rfr_pipeline.losses import InpaintingLoss
 from rfr_pipeline.masks import MaskFolder, MaskGenerator
@@ -51,6 +52,7 @@ MODEL_PRESETS = {
     "tiny": {"trunk_channels": 8, "reasoning_channels": [8, 16, 16], "tail_channels": 8, "tail_bottleneck_channels": 2},
 }
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+RUN_OUTPUTS = {"pipeline", "validation", "logs"}  # besides checkpoint-<step> and pipeline-<step>
 
 
 def parse_args(argv=None):
@@ -80,6 +82,9 @@ def parse_args(argv=None):
 
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--output_dir", default="rfr-model")
+    opt.add_argument("--overwrite_output_dir", action="store_true",
+                     help="delete a previous run's checkpoints, pipelines, validation images and logs in --output_dir "
+                          "first (without it, a folder holding a previous run is refused)")
     opt.add_argument("--seed", type=int, default=0)
     opt.add_argument("--train_batch_size", type=int, default=6, help="per process")
     opt.add_argument("--max_train_steps", type=int, default=1000)
@@ -229,9 +234,8 @@ def run_validation(model, batch, accelerator, step, output_dir: Path):
     folder.mkdir(parents=True, exist_ok=True)
     from PIL import Image
 
-    tmp = folder / f".step-{step}.png.tmp"
-    Image.fromarray(array).save(tmp, format="PNG")
-    os.replace(tmp, folder / f"step-{step}.png")
+    with atomic_file(folder / f"step-{step}.png") as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")
     for tracker in accelerator.trackers:
         if tracker.name == "tensorboard":
             tracker.writer.add_image("validation (masked / output / truth)", array, step, dataformats="HWC")
@@ -251,6 +255,7 @@ def save_checkpoint(accelerator, output_dir: Path, step: int, total_limit: int |
     if accelerator.is_main_process:
         if final.exists():
             shutil.rmtree(final)
+        make_ordinary(staging)
         os.replace(staging, final)
         if total_limit is not None:
             for old in list_checkpoints(output_dir)[:-total_limit]:
@@ -287,8 +292,43 @@ def save_pipeline(model, ema, folder: Path, args, step: int, losses: dict) -> No
             ema.restore(model.parameters())
 
 
+def previous_run(output_dir: Path) -> list[Path]:
+    """What an earlier run left in `output_dir`: checkpoints, pipelines, validation images, logs."""
+    if not output_dir.is_dir():
+        return []
+    return sorted(p for p in output_dir.iterdir() if p.name in RUN_OUTPUTS or CHECKPOINT_PATTERN.match(p.name)
+                  or re.match(r"^(pipeline-\d+|\.checkpoint-\d+\.incomplete)$", p.name))
+
+
+def claim_output_dir(accelerator, args, output_dir: Path) -> None:
+    """A new run never mixes with a previous one (whose checkpoints `--resume_from_checkpoint latest` would take):
+    refuse a folder holding one, unless resuming it or told to overwrite it."""
+    found = previous_run(output_dir)
+    if found and not args.resume_from_checkpoint:
+        if not args.overwrite_output_dir:
+            raise SystemExit(f"error: {output_dir} holds a previous run ({', '.join(p.name for p in found[:4])}"
+                             f"{', …' if len(found) > 4 else ''}). Pass --resume_from_checkpoint latest to continue "
+                             "it, --overwrite_output_dir to delete it and start again, or choose another --output_dir.")
+        accelerator.wait_for_everyone()  # every process has looked before the main one deletes
+        if accelerator.is_main_process:
+            for path in found:
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            logger.info("deleted the previous run in %s (--overwrite_output_dir)", output_dir)
+    accelerator.wait_for_everyone()
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
+    try:
+        train(args)
+    except UnreadableImagesError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+def train(args) -> None:
     output_dir = Path(args.output_dir)
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
@@ -298,6 +338,7 @@ def main(argv=None) -> None:
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     logger.info(accelerator.state, main_process_only=False)
+    claim_output_dir(accelerator, args, output_dir)
     set_seed(args.seed)  # same initial weights on every process
 
     # -- model, loss, optimiser ----------------------------------------------------------------------------------

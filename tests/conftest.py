@@ -28,6 +28,25 @@ requires_shared = pytest.mark.skipif(
 )
 
 
+FLOAT32_EPS = torch.finfo(torch.float32).eps
+
+
+def assert_equal_up_to_rounding(actual: torch.Tensor, expected: torch.Tensor, terms: int, magnitude=None) -> None:
+    """`actual` and `expected` compute the same float32 sums of `terms` products in different orders (other kernels,
+    other instruction sets: oneDNN and ATen pick theirs per CPU). Each order's rounding error is at most about
+    terms · eps · (sum of the absolute products) (Higham's bound for any summation order), so that, not one
+    machine's measured difference, is the tolerance. `magnitude` is that sum of absolute products, per element or
+    as one number; by default the largest |expected|, a fair stand-in when the products mostly share a sign."""
+    if magnitude is None:
+        magnitude = expected.abs().max()
+    bound = terms * FLOAT32_EPS * torch.as_tensor(magnitude, dtype=torch.float32)
+    error = (actual - expected).abs()
+    worst = (error - bound).argmax()
+    assert bool((error <= bound).all()), (
+        f"differs by {error.flatten()[worst].item():.3g} where float32 rounding of {terms} terms allows "
+        f"{bound.expand_as(error).flatten()[worst].item():.3g}")
+
+
 def load_official_fixture(seed: int) -> dict:
     """The fixture of the given seed, with its official state dict rebuilt as ../shared/README.md describes."""
     fixture = torch.load(FIXTURES / f"official_parity_seed{seed}.pt", weights_only=True)

@@ -32,6 +32,8 @@ def test_the_default_model_ships_inside_the_package_and_is_small():
     card = (folder / "README.md").read_text()
     assert "demo model" in card.lower() and "CelebA" in card and "research" in card
     assert "| 10-20% | telea |" in card  # its evaluation table
+    for config in folder.rglob("*.json"):  # no path of the machine it was built on
+        assert "_name_or_path" not in json.loads(config.read_text()), config
 
 
 def test_it_inpaints_the_example_face_and_leaves_the_rest_alone(pipe):

@@ -4,6 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import assert_equal_up_to_rounding
+
 from benchmarks.official_reference import OfficialPartialConv2d
 from rfr_pipeline.modeling_rfr import KnowledgeConsistentAttention, PartialConv2d, UpConv, _box_sum_3x3
 
@@ -14,8 +16,10 @@ def test_upconv_every_path_equals_conv_transpose(in_channels):
     layer = UpConv(in_channels, 16)
     x = torch.randn(2, in_channels, 6, 10)
     expected = F.conv_transpose2d(x, layer.weight, stride=2, padding=1)
+    magnitude = F.conv_transpose2d(x.abs(), layer.weight.abs(), stride=2, padding=1)
     with torch.no_grad():  # inference: channels-last or, for 1024 channels, the four-phase form
-        torch.testing.assert_close(layer(x), expected, rtol=0, atol=2e-5)
+        # each output sums in_channels × 2 × 2 products (a 4×4 kernel at stride 2)
+        assert_equal_up_to_rounding(layer(x), expected, terms=4 * in_channels, magnitude=magnitude)
     training = layer(x)  # autograd on: the plain kernel
     assert training.requires_grad
     torch.testing.assert_close(training, expected, rtol=0, atol=0)
@@ -28,8 +32,11 @@ def test_upconv_phase_kernels_follow_weight_updates():
     with torch.no_grad():
         layer(x)
         layer.weight.mul_(2)  # an in-place update (optimizer step, load_state_dict) must not reuse stale kernels
-        torch.testing.assert_close(layer(x), F.conv_transpose2d(x, layer.weight, stride=2, padding=1),
-                                   rtol=0, atol=2e-5)
+        expected = F.conv_transpose2d(x, layer.weight, stride=2, padding=1)
+        magnitude = F.conv_transpose2d(x.abs(), layer.weight.abs(), stride=2, padding=1)
+        assert_equal_up_to_rounding(layer(x), expected, terms=4 * 1024, magnitude=magnitude)
+        # stale kernels would be off by the whole expected value, far beyond rounding
+        assert not torch.allclose(layer(x), expected / 2, atol=1e-2)
 
 
 def test_box_sum_equals_the_official_average_pool_times_nine():

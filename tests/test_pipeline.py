@@ -280,6 +280,50 @@ def test_bad_inputs_are_refused_clearly(pipe):
         pipe("photo.png", box_mask())
     with pytest.raises(ValueError, match="working_size must be a multiple of 16"):
         pipe(image, box_mask(), working_size=100)
+    with pytest.raises(ValueError, match="mask_dilation must be a non-negative integer number of pixels, got True"):
+        pipe(image, box_mask(), mask_dilation=True)
+    for batch_size in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+            pipe(image, box_mask(), batch_size=batch_size)
+    with pytest.raises(ValueError, match=r"integer values in \[-5, 10\]; expected 0-255"):
+        pipe(np.full((32, 32, 3), 10, np.int32) - np.eye(32, dtype=np.int32)[..., None] * 15, np.ones((32, 32), bool))
+    with pytest.raises(ValueError, match="unsupported dtype torch.uint32"):
+        pipe(torch.zeros(3, 32, 32, dtype=torch.uint32), np.ones((32, 32), bool))
+    # numpy integers are integers
+    np.testing.assert_array_equal(pipe(image, box_mask(), mask_dilation=np.int64(2), batch_size=np.int64(1),
+                                       output_type="np").images,
+                                  pipe(image, box_mask(), mask_dilation=2, output_type="np").images)
+
+
+def test_16_bit_arrays_are_read_as_16_bit_however_dark(pipe):
+    eight_bit = np.asarray(photo())
+    sixteen_bit = eight_bit.astype(np.uint16) * 257  # the same picture at 16 bits
+    np.testing.assert_array_equal(pipe(sixteen_bit, box_mask(), output_type="np").images,
+                                  pipe(eight_bit, box_mask(), output_type="np").images)
+    dark = (eight_bit // 2).astype(np.uint16)  # every value under 256, still 16-bit data: nearly black
+    result = pipe(dark, box_mask(), output_type="np").images[0]
+    hole = np.asarray(box_mask()) > 0
+    np.testing.assert_allclose(result[~hole], dark[~hole] / 65535, atol=1e-7)
+
+
+def test_unloadable_folders_name_the_file_and_the_problem(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path / "bad-config")
+    config = tmp_path / "bad-config" / "rfrnet" / "config.json"
+    config.write_text(config.read_text().replace('"num_iterations": 6', '"num_iterations": "two"'))
+    with pytest.raises(ValueError, match=r"rfrnet/config.json: num_iterations must be a positive integer, got 'two'"):
+        RFRInpaintPipeline.from_pretrained(tmp_path / "bad-config")
+    config.write_text("{not json")
+    with pytest.raises(ValueError, match=r"config.json is not valid JSON"):
+        RFRInpaintPipeline.from_pretrained(tmp_path / "bad-config")
+    pipe.save_pretrained(tmp_path / "truncated")
+    weights = tmp_path / "truncated" / "rfrnet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"rfrnet/diffusion_pytorch_model.safetensors is not a readable safetensors "
+                                         r"file \(.*\); it is probably truncated or corrupt"):
+        RFRInpaintPipeline.from_pretrained(tmp_path / "truncated")
+    weights.write_bytes(b"\x00" * 64)
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        RFRInpaintPipeline.from_pretrained(tmp_path / "truncated")
 
 
 # -- saving and loading -------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Command-line tools: official checkpoint conversion, Hub upload checks and `rfr-inpaint`."""
+"""Scripts: official checkpoint conversion, Hub upload checks, packaging the default model, the example grid."""
 
 import os
 import subprocess
@@ -15,7 +15,6 @@ from test_pipeline import box_mask, photo
 
 from benchmarks.official_reference import OfficialRFRNet
 from rfr_pipeline import RFRInpaintPipeline
-from rfr_pipeline.cli import main as cli_main
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import convert_official_checkpoint
@@ -87,58 +86,6 @@ def tiny_pipeline_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny") / "pipe"
     RFRInpaintPipeline(rfrnet=make_model(sample_size=64)).save_pretrained(folder)
     return folder
-
-
-def test_cli_folder_mode_skips_bad_files_and_reports_them(tiny_pipeline_dir, tmp_path, capsys):
-    images, masks, out = tmp_path / "images", tmp_path / "masks", tmp_path / "out"
-    images.mkdir()
-    masks.mkdir()
-    for n in range(2):
-        photo(seed=n).save(images / f"p{n}.jpg", quality=95)
-        box_mask().save(masks / f"p{n}.png")
-    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not really a png")
-    box_mask().save(masks / "broken.png")
-    photo(seed=5).save(images / "lonely.png")  # no mask
-    before = {p: p.read_bytes() for p in images.iterdir()}
-
-    code = cli_main(["--image", str(images), "--mask", str(masks), "--output", str(out),
-                     "--model", str(tiny_pipeline_dir)])
-    assert code == 1
-    err = capsys.readouterr().err
-    assert "broken.png" in err and "lonely.png: no mask" in err and "2 of 3 images inpainted" in err
-    assert sorted(p.name for p in out.iterdir()) == ["p0.png", "p1.png"]
-    hole = np.asarray(box_mask()) > 0
-    for n in range(2):
-        result = np.asarray(PIL.Image.open(out / f"p{n}.png"))
-        source = np.asarray(PIL.Image.open(images / f"p{n}.jpg"))
-        assert np.array_equal(result[~hole], source[~hole])
-    assert {p: p.read_bytes() for p in images.iterdir()} == before
-
-
-def test_cli_single_file_and_never_overwrites_inputs(tiny_pipeline_dir, tmp_path, capsys):
-    photo().save(tmp_path / "in.png")
-    box_mask().save(tmp_path / "mask.png")
-    args = ["--image", str(tmp_path / "in.png"), "--mask", str(tmp_path / "mask.png"), "--model", str(tiny_pipeline_dir)]
-    assert cli_main([*args, "--output", str(tmp_path / "in.png")]) == 2
-    assert "refusing to overwrite" in capsys.readouterr().err
-    umask = os.umask(0o022)
-    try:
-        assert cli_main([*args, "--output", str(tmp_path / "result.png")]) == 0
-    finally:
-        os.umask(umask)
-    assert PIL.Image.open(tmp_path / "result.png").size == (128, 96)
-    assert (tmp_path / "result.png").stat().st_mode & 0o777 == 0o644  # not the temporary file's private 0600
-
-
-def test_cli_console_script_runs(tiny_pipeline_dir, tmp_path):
-    photo().save(tmp_path / "in.png")
-    box_mask().save(tmp_path / "mask.png")
-    script = os.path.join(os.path.dirname(sys.executable), "rfr-inpaint")
-    proc = subprocess.run([script, "--image", str(tmp_path / "in.png"), "--mask", str(tmp_path / "mask.png"),
-                           "--output", str(tmp_path / "out"), "--model", str(tiny_pipeline_dir),
-                           "--strategy", "crop"], check=False, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "out" / "in.png").is_file()
 
 
 def test_packaging_the_default_model_writes_its_serving_defaults_and_card_and_refuses_oversize(tiny_pipeline_dir,

@@ -47,9 +47,9 @@ def env():
     return {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
 
-def run(args, timeout=300):
+def run(args, timeout=300, umask=None):
     proc = subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, timeout=timeout,
-                          env=env())
+                          env=env(), preexec_fn=None if umask is None else (lambda: os.umask(umask)))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     return proc.stdout + proc.stderr
 
@@ -124,6 +124,39 @@ def test_a_time_budget_stops_the_run_with_a_checkpoint_and_a_pipeline(data_dir, 
     assert 2 <= stopped < 1000000 and stopped % 2 == 0  # checked every logging step
     assert [p.name for p in out.glob("checkpoint-*")] == [f"checkpoint-{stopped}"]
     assert RFRInpaintPipeline.from_pretrained(out / "pipeline").rfrnet.config.sample_size == 32
+
+
+def test_a_finished_run_is_never_mixed_with_a_new_one_and_its_files_are_ordinary(data_dir, tmp_path):
+    out = tmp_path / "run"
+    run(train_args(data_dir, out, "--max_train_steps", "2", "--save_pipeline_every", "2"), umask=0o022)
+    for path in [out, *out.rglob("*")]:  # pipelines and checkpoints are staged in private temporary folders first
+        assert path.stat().st_mode & 0o777 == (0o755 if path.is_dir() else 0o644), path
+    assert (out / "checkpoint-2").is_dir() and (out / "pipeline-2").is_dir()
+
+    proc = subprocess.run([sys.executable, *train_args(data_dir, out, "--max_train_steps", "1")], check=False,
+                          capture_output=True, text=True, timeout=300, env=env())
+    assert proc.returncode != 0 and "holds a previous run (checkpoint-2, pipeline, pipeline-2, validation)" in proc.stderr
+    assert "--resume_from_checkpoint latest" in proc.stderr and "--overwrite_output_dir" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-2", "pipeline", "pipeline-2", "validation"]
+
+    (out / "notes.txt").write_text("mine")  # not the run's: kept
+    run(train_args(data_dir, out, "--max_train_steps", "1", "--overwrite_output_dir"))
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1"]
+    assert not (out / "pipeline-2").exists() and (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_folder_of_unreadable_images_says_what_was_found(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for n in range(4):
+        (bad / f"photo{n}.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg " + bytes([n]))
+    proc = subprocess.run([sys.executable, *train_args(bad, tmp_path / "out", "--max_train_steps", "1",
+                                                       "--num_validation_images", "0")],
+                          check=False, capture_output=True, text=True, timeout=300, env=env())
+    assert proc.returncode != 0
+    assert "none of the 4 images in the data set could be read; check the data folder" in proc.stderr
+    assert "photo0.jpg" in proc.stderr and "Traceback" not in proc.stderr and "100 unreadable" not in proc.stderr
 
 
 def test_finetune_keeps_batchnorm_statistics(data_dir, tmp_path):

@@ -1,0 +1,220 @@
+"""`rfr-inpaint`: folders and single files, formats, what it refuses before doing any work, one-line model errors."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from test_model import make_model
+from test_pipeline import box_mask, photo
+
+from rfr_pipeline import RFRInpaintPipeline
+from rfr_pipeline.cli import STRATEGIES
+from rfr_pipeline.cli import main as cli_main
+from rfr_pipeline.pipeline_rfr_inpaint import STRATEGIES as PIPELINE_STRATEGIES
+
+SCRIPT = os.path.join(os.path.dirname(sys.executable), "rfr-inpaint")
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny") / "pipe"
+    RFRInpaintPipeline(rfrnet=make_model(sample_size=64)).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    photo().save(tmp_path / "in.png")
+    box_mask().save(tmp_path / "mask.png")
+    return tmp_path / "in.png", tmp_path / "mask.png"
+
+
+def single(inputs, output, model, *extra):
+    return ["--image", str(inputs[0]), "--mask", str(inputs[1]), "--output", str(output), "--model", str(model),
+            *extra]
+
+
+def test_folder_mode_skips_bad_files_and_reports_them(tiny_pipeline_dir, tmp_path, capsys):
+    images, masks, out = tmp_path / "images", tmp_path / "masks", tmp_path / "out"
+    images.mkdir()
+    masks.mkdir()
+    for n in range(2):
+        photo(seed=n).save(images / f"p{n}.jpg", quality=95)
+        box_mask().save(masks / f"p{n}.png")
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not really a png")
+    box_mask().save(masks / "broken.png")
+    photo(seed=5).save(images / "lonely.png")  # no mask
+    before = {p: p.read_bytes() for p in images.iterdir()}
+
+    code = cli_main(["--image", str(images), "--mask", str(masks), "--output", str(out),
+                     "--model", str(tiny_pipeline_dir)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "broken.png" in err and "lonely.png: no mask" in err and "2 of 3 images inpainted" in err
+    assert sorted(p.name for p in out.iterdir()) == ["p0.png", "p1.png"]
+    hole = np.asarray(box_mask()) > 0
+    for n in range(2):
+        result = np.asarray(PIL.Image.open(out / f"p{n}.png"))
+        source = np.asarray(PIL.Image.open(images / f"p{n}.jpg"))
+        assert np.array_equal(result[~hole], source[~hole])
+    assert {p: p.read_bytes() for p in images.iterdir()} == before
+
+
+def test_folder_mode_keeps_existing_results_unless_asked_and_takes_one_mask_for_all(tiny_pipeline_dir, tmp_path,
+                                                                                    capsys):
+    images, out = tmp_path / "images", tmp_path / "out"
+    images.mkdir()
+    for n in range(3):
+        photo(seed=n).save(images / f"p{n}.png")
+    box_mask().save(tmp_path / "mask.png")
+    args = ["--image", str(images), "--mask", str(tmp_path / "mask.png"), "--output", str(out),
+            "--model", str(tiny_pipeline_dir)]
+    assert cli_main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["p0.png", "p1.png", "p2.png"]
+    (out / "p1.png").write_bytes(b"an earlier result")
+    (out / "p2.png").unlink()  # as if the run had been killed before it
+    capsys.readouterr()
+    assert cli_main(args) == 0  # a second launch does what is missing and keeps the rest
+    err = capsys.readouterr().err
+    assert "1 of 1 images inpainted" in err and "kept 2 existing result(s)" in err
+    assert (out / "p1.png").read_bytes() == b"an earlier result" and (out / "p2.png").is_file()
+    assert cli_main([*args, "--overwrite"]) == 0
+    assert PIL.Image.open(out / "p1.png").size == (128, 96)
+
+
+def test_files_differing_only_in_extension_are_refused_before_any_work(tiny_pipeline_dir, tmp_path, capsys):
+    images, masks, out = tmp_path / "images", tmp_path / "masks", tmp_path / "out"
+    images.mkdir()
+    masks.mkdir()
+    photo(seed=0).save(images / "x.jpg")
+    photo(seed=1).save(images / "x.png")
+    box_mask().save(masks / "x.png")
+    assert cli_main(["--image", str(images), "--mask", str(masks), "--output", str(out),
+                     "--model", str(tiny_pipeline_dir)]) == 2
+    assert "x.jpg and x.png" in capsys.readouterr().err
+    assert not out.exists()
+    (images / "x.png").unlink()
+    box_mask().save(masks / "x.webp")  # two masks for one photo: ambiguous too
+    assert cli_main(["--image", str(images), "--mask", str(masks), "--output", str(out),
+                     "--model", str(tiny_pipeline_dir)]) == 2
+    assert "x.png and x.webp" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("name, fmt", [("r.png", "PNG"), ("r.JPG", "JPEG"), ("r.jpeg", "JPEG"), ("r.webp", "WEBP")])
+def test_a_single_result_takes_the_format_of_its_extension(tiny_pipeline_dir, inputs, tmp_path, name, fmt):
+    assert cli_main(single(inputs, tmp_path / name, tiny_pipeline_dir)) == 0
+    with PIL.Image.open(tmp_path / name) as result:
+        assert result.format == fmt and result.size == (128, 96)
+    if fmt != "JPEG":  # lossless formats keep the known pixels exactly
+        hole = np.asarray(box_mask()) > 0
+        source = np.asarray(PIL.Image.open(inputs[0]))
+        assert np.array_equal(np.asarray(PIL.Image.open(tmp_path / name).convert("RGB"))[~hole], source[~hole])
+
+
+def test_single_file_refusals_and_folders(tiny_pipeline_dir, inputs, tmp_path, capsys):
+    model = tiny_pipeline_dir
+    assert cli_main(single(inputs, inputs[0], model)) == 2
+    assert "refusing to overwrite input files" in capsys.readouterr().err
+    assert cli_main(single(inputs, tmp_path / "result.gif", model)) == 2
+    assert "cannot write .gif results" in capsys.readouterr().err
+    umask = os.umask(0o022)
+    try:
+        assert cli_main(single(inputs, tmp_path / "result.png", model)) == 0
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "result.png").stat().st_mode & 0o777 == 0o644  # not the temporary file's private 0600
+    (tmp_path / "result.png").write_bytes(b"keep me")
+    assert cli_main(single(inputs, tmp_path / "result.png", model)) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "result.png").read_bytes() == b"keep me"
+    assert cli_main(single(inputs, tmp_path / "result.png", model, "--overwrite")) == 0
+    assert PIL.Image.open(tmp_path / "result.png").format == "PNG"
+    (tmp_path / "results.v2").mkdir()  # an existing folder, whatever its name looks like
+    assert cli_main(single(inputs, tmp_path / "results.v2", model)) == 0
+    assert (tmp_path / "results.v2" / "in.png").is_file()
+    assert cli_main(single(inputs, tmp_path / "new-folder", model)) == 0  # no image extension: a folder
+    assert (tmp_path / "new-folder" / "in.png").is_file()
+    assert not [p for p in tmp_path.rglob(".*tmp*")]  # no temporary files left behind
+
+
+def test_a_mask_of_another_size_names_the_option_that_resizes_it(tiny_pipeline_dir, inputs, tmp_path, capsys):
+    box_mask(48, 64, boxes=((10, 15, 25, 35),)).save(inputs[1])
+    assert cli_main(single(inputs, tmp_path / "r.png", tiny_pipeline_dir)) == 1
+    err = capsys.readouterr().err
+    assert "--resize-mask" in err and "resize_mask=True" not in err
+    assert cli_main(single(inputs, tmp_path / "r.png", tiny_pipeline_dir, "--resize-mask")) == 0
+    assert PIL.Image.open(tmp_path / "r.png").size == (128, 96)
+
+
+def broken_copy(source, tmp_path, damage):
+    folder = tmp_path / "broken-model"
+    shutil.copytree(source, folder)
+    damage(folder)
+    return folder
+
+
+def truncate_weights(folder):
+    weights = folder / "rfrnet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:5000])
+
+
+def spoil_config(folder):
+    config = folder / "rfrnet" / "config.json"
+    config.write_text(config.read_text().replace('"trunk_channels": 8', '"trunk_channels": "eight"'))
+
+
+@pytest.mark.parametrize("case", ["missing", "misspelt", "repo-not-cached", "truncated", "bad-config", "no-cuda",
+                                  "bogus-device", "file-not-folder"])
+def test_model_and_device_errors_are_one_line_with_exit_status_2(case, tiny_pipeline_dir, inputs, tmp_path, capsys):
+    model, extra = str(tiny_pipeline_dir), []
+    expected = {
+        "missing": "no such folder", "misspelt": "no such folder", "repo-not-cached": "not in the local Hugging Face "
+        "cache", "truncated": "diffusion_pytorch_model.safetensors is not a readable safetensors file",
+        "bad-config": "config.json: trunk_channels must be a positive integer, got 'eight'",
+        "no-cuda": "CUDA is not available", "bogus-device": "not a torch device", "file-not-folder": "is a file",
+    }[case]
+    if case == "missing":
+        model = "./models/rfr-faces"
+    elif case == "misspelt":
+        model = str(tiny_pipeline_dir.parent / "pipee")  # its parent folder exists: a typo, not a repo id
+    elif case == "repo-not-cached":
+        model = "someone/rfr-not-downloaded"  # tests run offline with an empty cache
+    elif case == "truncated":
+        model = str(broken_copy(tiny_pipeline_dir, tmp_path, truncate_weights))
+    elif case == "bad-config":
+        model = str(broken_copy(tiny_pipeline_dir, tmp_path, spoil_config))
+    elif case == "no-cuda":
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA")
+        extra = ["--device", "cuda"]
+    elif case == "bogus-device":
+        extra = ["--device", "gpu0"]
+    elif case == "file-not-folder":
+        model = str(inputs[0])
+    assert cli_main(single(inputs, tmp_path / "r.png", model, *extra)) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], err
+    assert not (tmp_path / "r.png").exists()
+    assert cli_main(single(inputs, tmp_path / "r.png", model, *extra, "--debug")) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_the_console_script_runs_quietly_and_its_help_needs_neither_torch_nor_diffusers(tiny_pipeline_dir, inputs,
+                                                                                      tmp_path):
+    proc = subprocess.run([SCRIPT, *single(inputs, tmp_path / "out", tiny_pipeline_dir, "--strategy", "crop")],
+                          check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "in.png").is_file()
+    assert "Loading pipeline components" not in proc.stderr and "it/s" not in proc.stderr  # no progress bars
+    probe = ("import sys\nfrom rfr_pipeline import cli\ntry:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+             "print('heavy:', sorted(m for m in ('torch', 'diffusers') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "--resize-mask" in proc.stdout and "heavy: []" in proc.stdout, proc.stderr
+    assert STRATEGIES == PIPELINE_STRATEGIES
