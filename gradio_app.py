@@ -39,6 +39,8 @@ EXAMPLE_SETS = {"faces": ["astronaut"], "scenes": ["coffee", "ball", "post"]}
 RESULTS_KEPT_SECONDS = 3600  # results (and Gradio's copies of them) are deleted after an hour
 QUEUE_SIZE = 16  # waiting requests beyond these are told the demo is busy
 EDITOR_HEIGHT = 480
+# The result fills its box as the editor's photo fills the editor (Gradio would show it at 1×, however small).
+CSS = "#result img { width: 100%; height: 100%; object-fit: contain; }"
 
 
 def resolve_model(name: str | None) -> str:
@@ -53,19 +55,22 @@ def open_image(value, message: str, max_pixels: int | None = None) -> PIL.Image.
         return PIL.Image.fromarray(value)
     try:
         image = PIL.Image.open(value)
-        if max_pixels is not None and image.width * image.height > max_pixels:
-            raise gr.Error(too_large(image.width, image.height, max_pixels))
-        image.load()
     except PIL.Image.DecompressionBombError as err:  # PIL's own limit, far over ours: the header said so
         raise gr.Error(too_large(None, None, max_pixels or DEFAULT_MAX_PIXELS)) from err
     except (OSError, ValueError, SyntaxError) as err:  # what PIL raises for files it cannot decode
+        raise gr.Error(message) from err
+    if max_pixels is not None and image.width * image.height > max_pixels:
+        raise gr.Error(too_large(image.width, image.height, max_pixels))
+    try:
+        image.load()
+    except (OSError, ValueError, SyntaxError) as err:  # a truncated or corrupt body behind a valid header
         raise gr.Error(message) from err
     return image
 
 
 def too_large(width, height, max_pixels) -> str:
-    size = f"{width}×{height}" if width else "far larger than that"
-    return (f"This photo is {size}; the demo takes up to {max_pixels / 1e6:.0f} megapixels. Please upload a smaller "
+    size = f"is {width}×{height}" if width else "is far larger than that"
+    return (f"This photo {size}; the demo takes up to {max_pixels / 1e6:.0f} megapixels. Please upload a smaller "
             "one.")
 
 
@@ -142,7 +147,7 @@ class Inpainter:
             if time.time() - old.stat().st_mtime > RESULTS_KEPT_SECONDS:
                 shutil.rmtree(old, ignore_errors=True)
         stem = re.sub(r"[^\w.-]+", "_", Path(upload).stem)[:80] if upload else ""
-        if not stem or stem in ("image", "blob"):  # the browser's re-encoded canvas has no name of its own
+        if not stem or stem in ("image", "blob", "background"):  # the browser's re-encoded canvas has no name of its own
             stem = "photo"
         return Path(tempfile.mkdtemp(dir=self.output_dir)) / f"{stem}-inpainted.png"
 
@@ -220,7 +225,7 @@ def launch(demo: gr.Blocks, host: str, port: int, queue_size: int = QUEUE_SIZE, 
     errors show their message in the UI, never a stack trace."""
     options.setdefault("max_file_size", "25mb")
     return demo.queue(default_concurrency_limit=1, max_size=queue_size).launch(
-        server_name=host, server_port=port, show_error=True, **options)
+        server_name=host, server_port=port, show_error=True, css=CSS, **options)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,12 @@ import os
 import shutil
 import socket
 import threading
+import time
+import zlib
 
 import numpy as np
 import PIL.Image
+import PIL.ImageOps
 import pytest
 from conftest import REPO_ROOT
 from test_model import make_model
@@ -21,17 +24,32 @@ EXAMPLES = REPO_ROOT / "examples"
 CHROMIUM = "/usr/bin/chromium"
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("model") / "tiny"
-    RFRInpaintPipeline(rfrnet=make_model(sample_size=64)).save_pretrained(folder)
-    demo = gradio_app.build_demo(gradio_app.Inpainter(str(folder)))
+def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model") / "tiny"
+    RFRInpaintPipeline(rfrnet=make_model(sample_size=64)).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def app(tiny_model):
+    inpainter = gradio_app.Inpainter(str(tiny_model))
+    demo = gradio_app.build_demo(inpainter)
+    port = free_port()
     gradio_app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
+    yield f"http://127.0.0.1:{port}/", inpainter
     demo.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(app):
+    return app[0]
 
 
 def editor_value(photo, layer=None):
@@ -69,16 +87,164 @@ def test_api_explains_what_is_wrong(app_url, tmp_path):
         client.predict({"background": None, "layers": [], "composite": None}, "auto", 0, api_name="/inpaint")
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("not an image")
-    with pytest.raises(Exception, match="cannot identify image file|not an image the demo can read"):
-        client.predict(editor_value(not_an_image), "auto", 0, api_name="/inpaint")
+    truncated = tmp_path / "cut.jpg"
+    buffer = io.BytesIO()
+    PIL.Image.open(photo).convert("RGB").save(buffer, format="JPEG")
+    truncated.write_bytes(buffer.getvalue()[:2000])
+    for bad in (not_an_image, truncated):  # the app's own message, never Gradio's or PIL's
+        with pytest.raises(Exception, match="not an image the demo can read") as caught:
+            client.predict(editor_value(bad, EXAMPLES / "ball_mask.png"), "auto", 0, api_name="/inpaint")
+        assert "/tmp" not in str(caught.value) and "preprocess" not in str(caught.value)
 
 
-def test_too_large_photos_get_a_message(tmp_path):
-    folder = tmp_path / "tiny"
-    RFRInpaintPipeline(rfrnet=make_model(sample_size=64)).save_pretrained(folder)
-    inpainter = gradio_app.Inpainter(str(folder), max_pixels=1000)
+def jpeg_variants(tmp_path):
+    """The same picture as a plain JPEG, a CMYK JPEG, and a JPEG stored sideways with an EXIF rotation."""
+    source = PIL.Image.open(EXAMPLES / "ball_photo.png").convert("RGB")
+    plain, cmyk, rotated = tmp_path / "plain.jpg", tmp_path / "cmyk.jpg", tmp_path / "rotated.jpeg"
+    source.save(plain, quality=95)
+    source.convert("CMYK").save(cmyk, quality=95)
+    exif = PIL.Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display": the pixels are stored rotated the other way
+    source.transpose(PIL.Image.Transpose.ROTATE_90).save(rotated, quality=95, exif=exif)
+    return [plain, cmyk, rotated]
+
+
+def test_jpegs_of_every_kind_work_through_the_api(app_url, tmp_path):
+    client = Client(app_url, verbose=False)
+    hole = painted(EXAMPLES / "ball_mask.png")
+    for jpeg in jpeg_variants(tmp_path):
+        path, status = client.predict(editor_value(jpeg, EXAMPLES / "ball_mask.png"), "auto", 0, api_name="/inpaint")
+        assert status.startswith("Done in"), jpeg
+        result = PIL.Image.open(path)
+        expected = np.asarray(PIL.ImageOps.exif_transpose(PIL.Image.open(jpeg)).convert("RGB"))
+        assert result.format == "PNG" and os.path.basename(path) == f"{jpeg.stem}-inpainted.png"
+        out = np.asarray(result.convert("RGB"))
+        assert out.shape == expected.shape  # upright, as shown: the EXIF rotation applied
+        assert np.array_equal(out[~hole], expected[~hole]), jpeg  # the server decoded the very file sent
+
+
+def huge_png(path, width, height, header_only=False):
+    """A valid RGB PNG of black pixels (written row by row: tiny on disk, `width·height·3` bytes decoded); with
+    `header_only` just its header (enough for a size check, too large to decode)."""
+    def chunk(kind, data):
+        return (len(data).to_bytes(4, "big") + kind + data
+                + zlib.crc32(kind + data).to_bytes(4, "big"))
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    compressor, idat = zlib.compressobj(9), b""
+    if not header_only:
+        row = bytes(1 + 3 * width)
+        idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+def peak_memory_mib() -> float | None:
+    """This process's peak resident memory since the last reset (Linux), or None where it cannot be read."""
+    try:
+        status = open("/proc/self/status").read()
+        return int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]) / 1024
+    except (OSError, StopIteration):
+        return None
+
+
+def reset_peak_memory() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current resident size
+        return True
+    except OSError:
+        return False
+
+
+def test_oversized_photos_are_refused_from_their_header_before_anything_is_decoded(app, tmp_path):
+    url, _ = app
+    client = Client(url, verbose=False)
+    big = huge_png(tmp_path / "big.png", 10_000, 10_000)  # 300 MB decoded, under 1 MB on disk
+    assert big.stat().st_size < 1_000_000
+    mask = tmp_path / "mask.png"
+    PIL.Image.new("L", (16, 16), 255).save(mask)
+    measured = reset_peak_memory()
+    before = peak_memory_mib()
+    started = time.perf_counter()
+    with pytest.raises(Exception, match="10000×10000; the demo takes up to 12 megapixels"):
+        client.predict(editor_value(big, mask), "auto", 0, api_name="/inpaint")
+    seconds = time.perf_counter() - started
+    if measured and before is not None:  # the server runs in this process: its peak memory barely moved
+        grown = peak_memory_mib() - before
+        print(f"10000² PNG refused in {seconds:.2f} s; server peak memory +{grown:.0f} MiB")
+        assert grown < 100, f"peak memory grew by {grown:.0f} MiB: the photo was decoded"
+    enormous = huge_png(tmp_path / "enormous.png", 20_000, 20_000, header_only=True)  # over PIL's own limit
+    with pytest.raises(Exception, match="is far larger than that; the demo takes up to 12 megapixels"):
+        client.predict(editor_value(enormous, mask), "auto", 0, api_name="/inpaint")
+
+
+def test_too_large_photos_get_a_message(tiny_model):
+    inpainter = gradio_app.Inpainter(str(tiny_model), max_pixels=1000)
     with pytest.raises(gradio_app.gr.Error, match="up to 0 megapixels|smaller one"):
         inpainter({"background": str(EXAMPLES / "ball_photo.png"), "layers": [str(EXAMPLES / "ball_mask.png")]})
+
+
+def test_results_are_named_after_the_upload_and_do_not_pile_up(tiny_model, monkeypatch):
+    inpainter = gradio_app.Inpainter(str(tiny_model))
+    value = {"background": str(EXAMPLES / "ball_photo.png"), "layers": [str(EXAMPLES / "ball_mask.png")]}
+    first, _ = inpainter(value)
+    assert os.path.basename(first) == "ball_photo-inpainted.png"
+    monkeypatch.setattr(gradio_app, "RESULTS_KEPT_SECONDS", 0)  # everything older than now is stale
+    time.sleep(0.01)
+    second, _ = inpainter(value)
+    assert not os.path.exists(first) and os.path.exists(second)
+    assert len(list(inpainter.output_dir.iterdir())) == 1
+    folder = inpainter.output_dir
+    del inpainter
+    import gc
+
+    gc.collect()
+    assert not folder.exists()  # the app's results folder goes with it
+
+
+def test_a_full_queue_tells_the_caller_to_try_again(tiny_model, tmp_path):
+    class Held(gradio_app.Inpainter):
+        """The real app, whose inference waits until the test lets it go: the queue fills meanwhile."""
+
+        release = threading.Event()
+
+        def __call__(self, *args):
+            assert self.release.wait(120)
+            return super().__call__(*args)
+
+    demo = gradio_app.build_demo(Held(str(tiny_model)))
+    port = free_port()
+    gradio_app.launch(demo, "127.0.0.1", port, queue_size=1, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        value = editor_value(EXAMPLES / "ball_photo.png", EXAMPLES / "ball_mask.png")
+        running = client.submit(value, "auto", 0, api_name="/inpaint")
+        deadline = time.time() + 60
+        while running.status().code.name != "PROCESSING" and time.time() < deadline:
+            time.sleep(0.1)
+        waiting = client.submit(value, "auto", 0, api_name="/inpaint")  # the one place in the queue
+        time.sleep(1)
+        with pytest.raises(Exception, match="Queue is full.*try again"):
+            client.predict(value, "auto", 0, api_name="/inpaint")
+        Held.release.set()
+        assert running.result(timeout=120)[1].startswith("Done in")
+        assert waiting.result(timeout=120)[1].startswith("Done in")
+    finally:
+        Held.release.set()
+        demo.close()
+
+
+def test_each_model_gets_examples_that_suit_it_on_a_canvas_of_their_size(tiny_model):
+    assert gradio_app.Inpainter(gradio_app.DEFAULT_MODEL).examples == "faces"
+    assert gradio_app.Inpainter(str(tiny_model)).examples == "scenes"
+    for name, photos in gradio_app.EXAMPLE_SETS.items():
+        demo = gradio_app.build_demo(gradio_app.Inpainter(str(tiny_model), examples=name))
+        editor = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "editor")
+        sizes = {PIL.Image.open(EXAMPLES / f"{photo}_photo.png").size for photo in photos}
+        assert sizes == {tuple(editor.canvas_size)}  # else the browser draws the example's mask offset
+    assert "astronaut" in gradio_app.EXAMPLE_SETS["faces"] and "coffee" in gradio_app.EXAMPLE_SETS["scenes"]
+    with pytest.raises(ValueError, match="must share one size"):
+        gradio_app.canvas_size(["astronaut", "coffee"])
 
 
 def test_four_concurrent_requests_get_their_own_answers(app_url, tmp_path):
@@ -172,10 +338,82 @@ def test_in_a_real_browser(app_url, tmp_path):
     assert cols.min() >= width / 2 - half_length - reach and cols.max() <= width / 2 + half_length + reach
 
 
+EDITOR_BLOBS = """async () => {
+    const blobs = await window.editor.get_blobs();
+    const bytes = async (blob) => blob ? Array.from(new Uint8Array(await blob.arrayBuffer())) : null;
+    return {layers: await Promise.all(blobs.layers.map(bytes)), composite: await bytes(blobs.composite)};
+}"""
+
+
+def shown_hole(page) -> np.ndarray:
+    """What the editor holds as painted, from the editor itself (its layers, as it would send them)."""
+    blobs = page.evaluate(EDITOR_BLOBS)
+    layers = [np.asarray(PIL.Image.open(io.BytesIO(bytes(b))).convert("RGBA"))[..., 3] > 0 for b in blobs["layers"]]
+    return np.logical_or.reduce(layers)
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM) or shutil.which("chromium") is None,
+                    reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_in_a_real_browser_an_example_shows_the_mask_it_repaints(app_url):
+    from playwright.sync_api import expect, sync_playwright
+
+    name = gradio_app.EXAMPLE_SETS["scenes"][0]  # the tiny test model is shown the scene examples
+    source = np.asarray(PIL.Image.open(EXAMPLES / f"{name}_photo.png").convert("RGB"))
+    example_hole = painted(EXAMPLES / f"{name}_mask.png")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(app_url)
+            page.wait_for_load_state("networkidle")
+            page.locator(".gallery-item, button.example, [data-testid='example']").first.click()
+            page.wait_for_timeout(2500)
+            shown = shown_hole(page)
+            assert shown.shape == example_hole.shape
+            overlap = (shown & example_hole).sum() / (shown | example_hole).sum()
+            assert overlap > 0.97, f"the editor shows the example's mask elsewhere (overlap {overlap:.2f})"
+
+            # One more stroke, top left, away from the example's mask: both are kept.
+            box = page.locator("#editor canvas").first.bounding_box()
+            zoom = float(page.locator("#editor").get_by_text("%").first.inner_text().strip().rstrip("%")) / 100
+            height, width = source.shape[:2]
+            left = box["x"] + box["width"] / 2 - width * zoom / 2
+            top = box["y"] + box["height"] / 2 - height * zoom / 2
+            page.mouse.move(left + 60 * zoom, top + 60 * zoom)
+            page.mouse.down()
+            for x in range(60, 161, 10):
+                page.mouse.move(left + x * zoom, top + 60 * zoom, steps=2)
+            page.mouse.up()
+            page.wait_for_timeout(500)
+            shown = shown_hole(page)
+            assert (shown & example_hole).sum() / example_hole.sum() > 0.97  # the example's mask is still there
+            stroke = shown & ~example_hole
+            assert stroke[40:80, 50:170].any() and not stroke[200:, :].any()
+
+            page.locator("#run").click()
+            result_img = page.locator("#result img")
+            expect(page.locator("#status")).to_contain_text("Done in", timeout=120_000)
+            body = page.request.get(result_img.get_attribute("src")).body()
+            # The result is shown at about the editor's scale, and nothing offers to share it.
+            result_box = result_img.bounding_box()
+            result_scale = min(result_box["width"] / width, result_box["height"] / height)
+            assert 0.75 < result_scale / zoom < 1.33, (result_scale, zoom)
+            assert page.get_by_role("button", name="Share").count() == 0
+        finally:
+            browser.close()
+    out = np.asarray(PIL.Image.open(io.BytesIO(body)).convert("RGB"))
+    changed = (out != source).any(-1)
+    grown = gradio_app.dilate(__import__("torch").from_numpy(shown), 4 + 2).numpy()  # the app grows it by 4
+    assert changed[example_hole].mean() > 0.5 and changed[stroke].mean() > 0.5  # both repainted...
+    assert not changed[~grown].any()  # ...and nothing else
+
+
 def test_examples_are_complete_and_licensed():
-    rows = gradio_app.examples()
+    names = [name for photos in gradio_app.EXAMPLE_SETS.values() for name in photos]
+    rows = gradio_app.examples(names)
     assert len(rows) == 4
-    assert rows[0][0]["background"].endswith("astronaut_photo.png")  # a face first: the default model's domain
     for (value,) in rows:
         hole = painted(value["layers"][0])
         assert 0 < hole.mean() < 0.5 and PIL.Image.open(value["background"]).size == hole.shape[::-1]
