@@ -198,7 +198,7 @@ def load_pipeline(model: str | None, device: str = "cpu", dtype_name: str = "flo
     diffusers_logging.set_verbosity_error()  # its "will try the local cache" warnings: the error below says it all
     try:
         pipe = RFRInpaintPipeline.from_pretrained(name, dtype=getattr(torch, DTYPES[dtype_name]))
-    except Exception as err:  # noqa: BLE001  anything a broken folder or a failed download raises: one line
+    except Exception as err:  # anything a broken folder or a failed download raises: one line
         if Path(name).exists():
             raise UsageError(f"--model {name}: could not load it: {first_line(err)}") from err
         if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):

@@ -141,7 +141,8 @@ def huge_png(path, width, height, header_only=False):
 def peak_memory_mib() -> float | None:
     """This process's peak resident memory since the last reset (Linux), or None where it cannot be read."""
     try:
-        status = open("/proc/self/status").read()
+        with open("/proc/self/status") as f:
+            status = f.read()
         return int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]) / 1024
     except (OSError, StopIteration):
         return None

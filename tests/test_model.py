@@ -70,6 +70,7 @@ def test_hole_pixels_have_no_influence_even_nan():
         assert not torch.allclose(model(changed, known), reference)
 
 
+@pytest.mark.numerics
 def test_three_channel_mask_equals_one_channel_mask():
     model = make_model()
     image, known = make_inputs()
@@ -77,6 +78,7 @@ def test_three_channel_mask_equals_one_channel_mask():
         assert torch.equal(model(image, known.repeat(1, 3, 1, 1)), model(image, known))
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("height,width", [(64, 48), (192, 320)])
 def test_batch_equals_samples_one_by_one(height, width):
     model = make_model()
@@ -126,6 +128,7 @@ def test_finetune_mode_freezes_batchnorm_statistics_but_trains_affine():
     assert not torch.equal(model.area_norm.running_mean, before["area_norm.running_mean"])
 
 
+@pytest.mark.numerics
 def test_float64_and_bfloat16_agree_with_float32():
     model = make_model()
     image, known = make_inputs()

@@ -9,6 +9,8 @@ from conftest import load_official_fixture, requires_shared
 from benchmarks.official_reference import OfficialRFRNet
 from rfr_pipeline import load_official_checkpoint
 
+pytestmark = pytest.mark.numerics  # .ci/run repeats these on the AVX2 kernels
+
 
 @requires_shared
 @pytest.mark.parametrize("seed", [0, 1])

@@ -99,6 +99,7 @@ def test_float_inputs_keep_their_exact_values_outside_the_hole(pipe):
     assert torch.equal(out[:, known], image[:, known])
 
 
+@pytest.mark.numerics
 def test_batch_equals_one_by_one(pipe):
     images = [photo(seed=s) for s in range(3)]
     masks = [box_mask(boxes=((10 + 10 * s, 20, 40 + 10 * s, 60),)) for s in range(3)]

@@ -1,7 +1,5 @@
 """Scripts: official checkpoint conversion, Hub upload checks, packaging the default model, the example grid."""
 
-import os
-import subprocess
 import sys
 
 import numpy as np
@@ -60,6 +58,7 @@ def test_conversion_refuses_files_that_are_not_checkpoints(tmp_path, capsys):
 
 
 @requires_shared
+@pytest.mark.numerics
 @pytest.mark.parametrize("seed", [0, 1])
 def test_converted_fixture_reproduces_the_official_output_through_the_pipeline(seed, tmp_path):
     fixture = load_official_fixture(seed)
