@@ -39,8 +39,34 @@ EXAMPLE_SETS = {"faces": ["astronaut"], "scenes": ["coffee", "ball", "post"]}
 RESULTS_KEPT_SECONDS = 3600  # results (and Gradio's copies of them) are deleted after an hour
 QUEUE_SIZE = 16  # waiting requests beyond these are told the demo is busy
 EDITOR_HEIGHT = 480
-# The result fills its box as the editor's photo fills the editor (Gradio would show it at 1×, however small).
-CSS = "#result img { width: 100%; height: 100%; object-fit: contain; }"
+PAINT = "#ff3366"
+# Gradio's editor has one brush size for every photo ("auto" is a fixed 25 px in its frontend), and resizing it from
+# the server as a photo loads was seen to wipe what had been painted: a modest radius, adjustable in the toolbar.
+BRUSH_RADIUS = 8
+NOT_AN_IMAGE = "This file is not an image the demo can read: please upload a PNG, JPEG or WebP photo."
+CSS = """
+/* The result fills its box as the editor's photo fills the editor (Gradio would show it at 1×, however small). */
+#result img { width: 100%; height: 100%; object-fit: contain; }
+/* On a phone the editor's tool column would cover the photo's left edge: fit the photo beside it instead. */
+@media (max-width: 640px) { #editor .pixi-target { margin-left: 52px; width: calc(100% - 52px) !important; } }
+"""
+# A file the browser cannot draw never reaches the app (the editor stays empty): say so in the page itself.
+JS = """
+() => {
+  document.addEventListener("change", async (event) => {
+    const input = event.target;
+    if (!(input instanceof HTMLInputElement) || input.type !== "file" || !input.closest("#editor")) return;
+    const file = input.files && input.files[0];
+    if (!file) return;
+    try {
+      (await createImageBitmap(file)).close();
+    } catch (error) {
+      const status = document.querySelector("#status");
+      if (status) status.textContent = NOT_AN_IMAGE;
+    }
+  }, true);
+}
+""".replace("NOT_AN_IMAGE", repr(NOT_AN_IMAGE))
 
 
 def resolve_model(name: str | None) -> str:
@@ -122,8 +148,7 @@ class Inpainter:
         background = (editor_value or {}).get("background")
         if background is None:
             raise gr.Error("Upload a photo first, then paint over what should go.")
-        image = open_image(background, "This file is not an image the demo can read: please upload a PNG, JPEG "
-                                       "or WebP photo.", self.max_pixels)
+        image = open_image(background, NOT_AN_IMAGE, self.max_pixels)
         image = PIL.ImageOps.exif_transpose(image)  # as the browser shows it, and as it was painted on
         hole = painted_mask(editor_value, image.size)
         hole = dilate(torch.from_numpy(hole), int(dilation)).numpy()
@@ -180,8 +205,8 @@ def build_demo(inpainter: Inpainter) -> gr.Blocks:
             # Both at one height: the editor fits the photo into it, and so does the result, at the same scale.
             editor = PhotoEditor(label="Photo — paint the area to remove", type="filepath", sources=["upload"],
                                  layers=False, canvas_size=canvas_size(names), height=EDITOR_HEIGHT,
-                                 brush=gr.Brush(default_size="auto", colors=["#ff3366"], color_mode="fixed"),
-                                 eraser=gr.Eraser(default_size="auto"), transforms=(), buttons=[],
+                                 brush=gr.Brush(default_size=BRUSH_RADIUS, colors=[PAINT], color_mode="fixed"),
+                                 eraser=gr.Eraser(default_size=BRUSH_RADIUS), transforms=(), buttons=[],
                                  elem_id="editor")
             result = gr.Image(label="Result (PNG)", type="filepath", format="png", interactive=False,
                               height=EDITOR_HEIGHT, buttons=["download", "fullscreen"], elem_id="result")
@@ -225,7 +250,7 @@ def launch(demo: gr.Blocks, host: str, port: int, queue_size: int = QUEUE_SIZE, 
     errors show their message in the UI, never a stack trace."""
     options.setdefault("max_file_size", "25mb")
     return demo.queue(default_concurrency_limit=1, max_size=queue_size).launch(
-        server_name=host, server_port=port, show_error=True, css=CSS, **options)
+        server_name=host, server_port=port, show_error=True, css=CSS, js=JS, **options)
 
 
 if __name__ == "__main__":

@@ -318,6 +318,7 @@ def test_in_a_real_browser(app_url, tmp_path):
             for dx in range(-60, 61, 10):
                 page.mouse.move(cx + dx, cy, steps=2)
             page.mouse.up()
+            wait_until_painted(page)
             page.locator("#run").click()
             result_img = page.locator("#result img")
             expect(result_img).to_be_visible(timeout=120_000)
@@ -332,8 +333,8 @@ def test_in_a_real_browser(app_url, tmp_path):
     changed = np.argwhere((out != source).any(-1))
     assert len(changed) > 0, "nothing was repainted"
     # The stroke, in image pixels: a horizontal line through the centre, 120 screen px long; the brush reaches
-    # 24 px from it, the app grows the mask by 4, and 4 more for antialiased edges.
-    half_length, reach = 60 / zoom, 24 + 4 + 4
+    # BRUSH_RADIUS px from it, the app grows the mask by 4, and 4 more for antialiased edges.
+    half_length, reach = 60 / zoom, gradio_app.BRUSH_RADIUS + 4 + 4
     rows, cols = changed[:, 0], changed[:, 1]
     assert rows.min() >= height / 2 - reach and rows.max() <= height / 2 + reach, (rows.min(), rows.max())
     assert cols.min() >= width / 2 - half_length - reach and cols.max() <= width / 2 + half_length + reach
@@ -351,6 +352,20 @@ def shown_hole(page) -> np.ndarray:
     blobs = page.evaluate(EDITOR_BLOBS)
     layers = [np.asarray(PIL.Image.open(io.BytesIO(bytes(b))).convert("RGBA"))[..., 3] > 0 for b in blobs["layers"]]
     return np.logical_or.reduce(layers)
+
+
+def wait_until_painted(page, already=None, timeout=10.0):
+    """The editor exports its layers asynchronously after a stroke; a click on Run before that would send the value
+    of a moment ago (as it would for a person clicking within a fraction of a second). `already`: paint that was
+    there before the stroke."""
+    page.wait_for_timeout(700)  # the brush commits the stroke to its layer first; reading the layers earlier can lose it
+    deadline = time.time() + timeout
+    while not (shown_hole(page) & (True if already is None else ~already)).any():
+        if time.time() > deadline:
+            page.screenshot(path="/tmp/stroke-lost.png")
+            raise AssertionError("the stroke never reached the editor's layer (screenshot: /tmp/stroke-lost.png)")
+        page.wait_for_timeout(200)
+    page.wait_for_load_state("networkidle")
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM) or shutil.which("chromium") is None,
@@ -387,7 +402,7 @@ def test_in_a_real_browser_an_example_shows_the_mask_it_repaints(app_url):
             for x in range(60, 161, 10):
                 page.mouse.move(left + x * zoom, top + 60 * zoom, steps=2)
             page.mouse.up()
-            page.wait_for_timeout(500)
+            wait_until_painted(page, already=example_hole)
             shown = shown_hole(page)
             assert (shown & example_hole).sum() / example_hole.sum() > 0.97  # the example's mask is still there
             stroke = shown & ~example_hole
@@ -409,6 +424,41 @@ def test_in_a_real_browser_an_example_shows_the_mask_it_repaints(app_url):
     grown = gradio_app.dilate(__import__("torch").from_numpy(shown), 4 + 2).numpy()  # the app grows it by 4
     assert changed[example_hole].mean() > 0.5 and changed[stroke].mean() > 0.5  # both repainted...
     assert not changed[~grown].any()  # ...and nothing else
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM) or shutil.which("chromium") is None,
+                    reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_on_a_phone_the_tools_leave_the_photo_visible_and_undrawable_files_get_a_message(app_url, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    name = gradio_app.EXAMPLE_SETS["scenes"][0]
+    width = PIL.Image.open(EXAMPLES / f"{name}_photo.png").width
+    garbage = tmp_path / "holiday.png"
+    garbage.write_text("not an image at all")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            page.goto(app_url)
+            page.wait_for_load_state("networkidle")
+            page.locator(".gallery-item, button.example, [data-testid='example']").first.click()
+            page.wait_for_timeout(2500)
+            page.locator("#editor").scroll_into_view_if_needed()
+            tools = page.locator("#editor .toolbar-wrap").bounding_box()
+            canvas = page.locator("#editor canvas").first.bounding_box()
+            zoom = float(page.locator("#editor").get_by_text("%").first.inner_text().strip().rstrip("%")) / 100
+            photo_left = canvas["x"] + (canvas["width"] - width * zoom) / 2  # the photo is centred in the canvas
+            assert photo_left >= tools["x"] + tools["width"], (photo_left, tools)
+
+            # A file the browser cannot draw never reaches the app; the page itself says what is wrong.
+            page.reload()
+            page.wait_for_load_state("networkidle")
+            page.locator("#editor input[type=file]").first.set_input_files(str(garbage))
+            expect(page.locator("#status")).to_contain_text("not an image the demo can read", timeout=30_000)
+        finally:
+            browser.close()
 
 
 def test_examples_are_complete_and_licensed():
