@@ -19,9 +19,10 @@ _LAZY = {
     "RFRNet": "modeling_rfr",
     "RFRInpaintPipeline": "pipeline_rfr_inpaint",
     "load_official_checkpoint": "convert",
+    "inpaint_folder": "batch",
     "ModelMixin": "modeling_rfr",  # diffusers' loader looks the base class up on the library itself
 }
-__all__ = ["DEFAULT_MODEL", "RFRInpaintPipeline", "RFRNet", "load_official_checkpoint"]
+__all__ = ["DEFAULT_MODEL", "RFRInpaintPipeline", "RFRNet", "inpaint_folder", "load_official_checkpoint"]
 __version__ = "0.1.0"
 
 

@@ -3,12 +3,14 @@
     rfr-inpaint --image photo.jpg --mask mask.png --output result.png
     rfr-inpaint --image photos/ --mask masks/ --output results/       # masks matched to images by file name
     rfr-inpaint --image photos/ --mask mask.png --output results/     # one mask for every photo
+    accelerate launch --num_processes 8 -m rfr_pipeline.cli --image photos/ --mask masks/ --output results/
 
 White mask pixels are repainted. A single result takes the format of its extension (.png, .jpg, .webp, .bmp, .tif);
 a folder gets PNG files (lossless) named after the photos. Nothing is overwritten: inputs never, earlier results only
 with --overwrite (in folder mode they are kept and the rest done, so an interrupted run can simply be started again).
 A file that cannot be read is reported and skipped; the exit status is 1 if any image failed, 2 if nothing could
-start (bad arguments, a model that does not load).
+start (bad arguments, a model that does not load). A folder can be shared by several processes (`accelerate launch`,
+one per GPU): each takes its own share, and every attempt is recorded in OUTPUT/manifest.jsonl.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--invert-mask", action="store_true", help="black = repaint")
     parser.add_argument("--resize-mask", action="store_true",
                         help="resize a mask of another size to its image (nearest) instead of failing")
+    parser.add_argument("--batch-size", type=int, default=1,
+                        help="photos of one size sent through the network together (folder mode)")
     parser.add_argument("--overwrite", action="store_true", help="replace results that already exist")
     parser.add_argument("--debug", action="store_true", help="print full tracebacks")
     return parser
@@ -241,41 +245,47 @@ def inpaint_file(pipe, job: Job, args) -> None:
     save_result(result, job.output)
 
 
+def _end_processes() -> None:
+    """Under `accelerate launch`: every process done, then the process group closed (no warnings at exit)."""
+    import torch.distributed
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        folder_mode = args.image.is_dir()
-        jobs, failures = plan_jobs(args.image, args.mask, args.output)
-        jobs, kept = check_outputs(jobs, args.overwrite, folder_mode)
         if args.mask_dilation < 0:
             raise UsageError(f"--mask-dilation must be 0 or more pixels, got {args.mask_dilation}")
-        pipe = load_pipeline(args.model, args.device, args.dtype) if jobs else None
+        if args.image.is_dir():
+            from .batch import inpaint_folder
+
+            totals = inpaint_folder(args.image, args.mask, args.output, args.model, batch_size=args.batch_size,
+                                    overwrite=args.overwrite, strategy=args.strategy, working_size=args.working_size,
+                                    mask_dilation=args.mask_dilation, invert_mask=args.invert_mask,
+                                    resize_mask=args.resize_mask, dtype=args.dtype,
+                                    device=None if args.device == "cpu" else args.device)
+            _end_processes()
+            return 1 if totals["failed"] else 0
+        (job,), _ = plan_jobs(args.image, args.mask, args.output)
+        check_outputs([job], args.overwrite, folder_mode=False)
+        pipe = load_pipeline(args.model, args.device, args.dtype)
     except UsageError as err:
         if args.debug:
             traceback.print_exc()
         print(f"error: {err}", file=sys.stderr)
         return 2
-
-    from tqdm.auto import tqdm
-
-    failed = 0
-    for job in tqdm(jobs, desc="inpainting", unit="image", disable=len(jobs) < 2):
-        try:
-            inpaint_file(pipe, job, args)
-        except (OSError, ValueError, SyntaxError) as err:  # PIL raises these for unreadable or corrupt files
-            if args.debug:
-                traceback.print_exc()
-            message = str(err).replace("pass resize_mask=True", "pass --resize-mask")  # the pipeline's words
-            failures.append(f"{job.image.name}: {type(err).__name__}: {message}")
-            failed += 1
-            tqdm.write(f"skipped {job.image}: {message}", file=sys.stderr)
-    destination = args.output if folder_mode else (jobs[0].output if jobs else args.output)
-    print(f"{len(jobs) - failed} of {len(jobs)} images inpainted into {destination}", file=sys.stderr)
-    if kept:
-        print(f"kept {len(kept)} existing result(s) (pass --overwrite to redo them)", file=sys.stderr)
-    if failures:
-        print("failed:\n  " + "\n  ".join(failures), file=sys.stderr)
+    try:
+        inpaint_file(pipe, job, args)
+    except (OSError, ValueError, SyntaxError) as err:  # PIL raises these for unreadable or corrupt files
+        if args.debug:
+            traceback.print_exc()
+        message = str(err).replace("pass resize_mask=True", "pass --resize-mask")  # the pipeline's words
+        print(f"failed: {job.image.name}: {type(err).__name__}: {message}", file=sys.stderr)
         return 1
+    print(f"1 of 1 images inpainted into {job.output}", file=sys.stderr)
     return 0
 
 

@@ -56,7 +56,7 @@ def test_folder_mode_skips_bad_files_and_reports_them(tiny_pipeline_dir, tmp_pat
     assert code == 1
     err = capsys.readouterr().err
     assert "broken.png" in err and "lonely.png: no mask" in err and "2 of 3 images inpainted" in err
-    assert sorted(p.name for p in out.iterdir()) == ["p0.png", "p1.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.jsonl", "p0.png", "p1.png"]
     hole = np.asarray(box_mask()) > 0
     for n in range(2):
         result = np.asarray(PIL.Image.open(out / f"p{n}.png"))
@@ -75,7 +75,7 @@ def test_folder_mode_keeps_existing_results_unless_asked_and_takes_one_mask_for_
     args = ["--image", str(images), "--mask", str(tmp_path / "mask.png"), "--output", str(out),
             "--model", str(tiny_pipeline_dir)]
     assert cli_main(args) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["p0.png", "p1.png", "p2.png"]
+    assert sorted(p.name for p in out.glob("*.png")) == ["p0.png", "p1.png", "p2.png"]
     (out / "p1.png").write_bytes(b"an earlier result")
     (out / "p2.png").unlink()  # as if the run had been killed before it
     capsys.readouterr()

@@ -1,0 +1,123 @@
+"""Batch inpainting across processes: `accelerate launch -m rfr_pipeline.cli` on 2 CPU processes, for real."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+from test_model import make_model
+from test_pipeline import box_mask, photo
+
+from rfr_pipeline import RFRInpaintPipeline, inpaint_folder
+
+ACCELERATE = os.path.join(os.path.dirname(sys.executable), "accelerate")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model") / "tiny"
+    RFRInpaintPipeline(rfrnet=make_model(sample_size=64)).save_pretrained(folder)
+    return folder
+
+
+def make_folders(root, count):
+    images, masks = root / "images", root / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for n in range(count):
+        size = (96, 128) if n % 3 else (64, 80)  # two shapes: batches group photos of one shape
+        photo(*size, seed=n).save(images / f"p{n:02d}.png")
+        box_mask(*size, boxes=((10 + n % 5, 12, 40, 50),)).save(masks / f"p{n:02d}.png")
+    return images, masks
+
+
+def launch(images, masks, output, model, *extra, processes=2, wait=True):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [ACCELERATE, "launch", "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port),
+               "-m", "rfr_pipeline.cli", "--image", str(images), "--mask", str(masks), "--output", str(output),
+               "--model", str(model), *extra]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    if not wait:
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                start_new_session=True)
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:  # gone meanwhile
+        return ""
+
+
+def records(output):
+    return [json.loads(line) for line in (output / "manifest.jsonl").read_text().splitlines()]
+
+
+def test_two_processes_share_the_folder_and_a_relaunch_rewrites_nothing(tiny_model, tmp_path):
+    images, masks = make_folders(tmp_path, 7)
+    code, log = launch(images, masks, tmp_path / "out", tiny_model, "--batch-size", "2")
+    assert code == 0, log[-4000:]
+    done = [r for r in records(tmp_path / "out") if r["status"] == "done"]
+    assert sorted(os.path.basename(r["image"]) for r in done) == sorted(p.name for p in images.iterdir())  # once
+    assert {r["process"] for r in done} == {0, 1}  # both processes at work
+    assert all(r["seconds"] > 0 for r in done)
+    assert log.count("7 of 7 images inpainted") == 1  # one summary, from the main process
+
+    # The same photos in one process, one at a time: the same pixels, within float rounding.
+    totals = inpaint_folder(images, masks, tmp_path / "single", str(tiny_model), progress=False)
+    assert totals == {"done": 7, "failed": 0, "skipped": 0}
+    for path in sorted(images.iterdir()):
+        ours = np.asarray(PIL.Image.open(tmp_path / "out" / path.name)).astype(int)
+        single = np.asarray(PIL.Image.open(tmp_path / "single" / path.name)).astype(int)
+        assert np.abs(ours - single).max() <= 1, path.name
+
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "out").glob("*.png")}
+    code, log = launch(images, masks, tmp_path / "out", tiny_model, "--batch-size", "2")
+    assert code == 0, log[-4000:]
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "out").glob("*.png")} == before
+    second = records(tmp_path / "out")[len(done):]
+    assert Counter(r["status"] for r in second) == {"skipped": 7}
+
+
+def test_a_killed_process_loses_no_photo_and_a_relaunch_finishes_the_job(tiny_model, tmp_path):
+    images, masks = make_folders(tmp_path, 40)
+    output = tmp_path / "out"
+    job = launch(images, masks, output, tiny_model, wait=False)
+    try:
+        deadline = time.time() + 300
+        while len(list(output.glob("*.png"))) < 4:
+            assert job.poll() is None and time.time() < deadline, "the job ended before it could be killed"
+            time.sleep(0.05)
+        workers = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if pid != job.pid
+                   and "rfr_pipeline.cli" in command_line(pid) and "launch" not in command_line(pid)]
+        assert workers, "no worker process found"
+        os.kill(workers[-1], signal.SIGKILL)  # one process, mid-job
+        job.wait(timeout=120)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+    finished = len(list(output.glob("*.png")))
+    assert finished < 40, "the job finished before the kill: nothing was tested"
+    for path in output.glob("*.png"):  # whatever was written is whole
+        PIL.Image.open(path).load()
+    assert not [p for p in output.iterdir() if ".tmp" in p.name]
+
+    code, log = launch(images, masks, output, tiny_model)
+    assert code == 0, log[-4000:]
+    assert sorted(p.name for p in output.glob("*.png")) == sorted(p.name for p in images.iterdir())
+    done = Counter(os.path.basename(r["image"]) for r in records(output) if r["status"] == "done")
+    assert set(done) == {p.name for p in images.iterdir()} and set(done.values()) == {1}  # each exactly once
