@@ -87,7 +87,7 @@ def inpaint_folder(image, mask, output, model: str | None = None, *, batch_size:
             append_record(manifest, {"image": str(job.image), "output": str(job.output), "status": "skipped",
                                      "process": state.process_index, "seconds": 0.0})
         for message in missing:
-            append_record(manifest, {"image": message.split(":")[0], "output": None, "status": "failed",
+            append_record(manifest, {"image": str(image / message.split(":")[0]), "output": None, "status": "failed",
                                      "process": state.process_index, "seconds": 0.0, "error": message})
     pipe = load_pipeline(model, str(device or state.device), dtype)
     options = {"strategy": strategy, "working_size": working_size, "mask_dilation": mask_dilation,

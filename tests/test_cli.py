@@ -1,5 +1,6 @@
 """`rfr-inpaint`: folders and single files, formats, what it refuses before doing any work, one-line model errors."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -57,6 +58,10 @@ def test_folder_mode_skips_bad_files_and_reports_them(tiny_pipeline_dir, tmp_pat
     err = capsys.readouterr().err
     assert "broken.png" in err and "lonely.png: no mask" in err and "2 of 3 images inpainted" in err
     assert sorted(p.name for p in out.iterdir()) == ["manifest.jsonl", "p0.png", "p1.png"]
+    records = {os.path.basename(r["image"]): r for r in map(json.loads, (out / "manifest.jsonl").read_text().splitlines())}
+    assert records["p0.jpg"]["status"] == records["p1.jpg"]["status"] == "done"
+    assert records["broken.png"]["status"] == "failed" and "cannot identify image file" in records["broken.png"]["error"]
+    assert records["lonely.png"]["status"] == "failed" and records["lonely.png"]["output"] is None
     hole = np.asarray(box_mask()) > 0
     for n in range(2):
         result = np.asarray(PIL.Image.open(out / f"p{n}.png"))
