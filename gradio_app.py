@@ -26,7 +26,7 @@ from gradio import processing_utils
 from gradio.data_classes import FileData
 
 from rfr_pipeline import DEFAULT_MODEL
-from rfr_pipeline.cli import UsageError, load_pipeline
+from rfr_pipeline.cli import STRATEGIES, UsageError, load_pipeline
 from rfr_pipeline.image_processing import dilate
 
 HERE = Path(__file__).resolve().parent
@@ -211,7 +211,7 @@ def build_demo(inpainter: Inpainter) -> gr.Blocks:
             result = gr.Image(label="Result (PNG)", type="filepath", format="png", interactive=False,
                               height=EDITOR_HEIGHT, buttons=["download", "fullscreen"], elem_id="result")
         with gr.Row():
-            strategy = gr.Dropdown(["auto", "original", "resize", "crop"], label="Large images",
+            strategy = gr.Dropdown(list(STRATEGIES), label="Large images",
                                    value=inpainter.pipe.config.default_strategy)  # the checkpoint's own default
             dilation = gr.Slider(0, 32, value=4, step=1, label="Grow the mask by (pixels)")
             run = gr.Button("Run", variant="primary", elem_id="run")

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import Job, UsageError, check_outputs, load_pipeline, plan_jobs, save_result
+from .cli import Job, UsageError, check_outputs, describe_failure, load_pipeline, open_pair, plan_jobs, save_result
 
 MANIFEST = "manifest.jsonl"
 
@@ -37,21 +37,19 @@ def append_record(manifest: Path, record: dict) -> None:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def read_records(manifest: Path, offset: int = 0) -> list[dict]:
+def read_records(manifest: Path, offset: int = 0) -> tuple[list[dict], int]:
+    """The whole records from byte `offset` on, and the offset after them (read under a shared lock, so never a
+    line half-written)."""
     if not manifest.is_file():
-        return []
+        return [], offset
     with open(manifest, "rb") as f:
-        f.seek(offset)
-        return [json.loads(line) for line in f.read().splitlines() if line.strip()]
-
-
-def _open_pair(job: Job):
-    import PIL.Image
-
-    with PIL.Image.open(job.image) as image, PIL.Image.open(job.mask) as mask:
-        image.load()
-        mask.load()
-        return image.copy(), mask.copy()
+        fcntl.flock(f, fcntl.LOCK_SH)
+        try:
+            f.seek(offset)
+            data = f.read()
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+    return [json.loads(line) for line in data.splitlines() if line.strip()], offset + len(data)
 
 
 def inpaint_folder(image, mask, output, model: str | None = None, *, batch_size: int = 1, overwrite: bool = False,
@@ -62,15 +60,13 @@ def inpaint_folder(image, mask, output, model: str | None = None, *, batch_size:
     for all) into the folder `output`; in every process of an `accelerate launch`, or in one. Returns the counts of
     this launch (`done`, `skipped`, `failed`), the same in every process. Raises `UsageError` for anything wrong
     before work starts (the same rules as `rfr-inpaint`)."""
+    import torch
     from accelerate import PartialState
-    from accelerate.utils import gather_object
+    from accelerate.utils import gather_object, parse_flag_from_env
     from tqdm.auto import tqdm
 
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"--batch-size must be a positive integer, got {batch_size!r}")
-    import torch
-    from accelerate.utils import parse_flag_from_env
-
     # As Accelerator does: CPU processes (gloo) when asked (`accelerate launch --cpu`) or when there is no GPU.
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available())
     image, mask, output = Path(image), Path(mask), Path(output)
@@ -96,6 +92,7 @@ def inpaint_folder(image, mask, output, model: str | None = None, *, batch_size:
 
     bar = tqdm(total=len(todo), desc="inpainting", unit="image", disable=not (progress and state.is_main_process))
     counts = {"done": 0, "failed": 0}
+    seen = start  # the main process's bar counts every process's new records, reading only what it has not read
     with state.split_between_processes(todo) as mine:
         for first in range(0, len(mine), batch_size):
             for record in _run_batch(pipe, mine[first : first + batch_size], options, state.process_index):
@@ -104,9 +101,8 @@ def inpaint_folder(image, mask, output, model: str | None = None, *, batch_size:
                 if record["status"] == "failed":
                     tqdm.write(f"skipped {record['image']}: {record['error']}", file=sys.stderr)
             if state.is_main_process:  # one bar for the whole job: what every process has recorded so far
-                bar.n = sum(r["status"] in ("done", "failed") for r in read_records(manifest, start)
-                            if r["output"] is not None)
-                bar.refresh()
+                new, seen = read_records(manifest, seen)
+                bar.update(sum(r["status"] in ("done", "failed") and r["output"] is not None for r in new))
     state.wait_for_everyone()
     totals = {"done": 0, "failed": len(missing), "skipped": len(kept)}
     for process_counts in gather_object([counts]):
@@ -121,7 +117,7 @@ def inpaint_folder(image, mask, output, model: str | None = None, *, batch_size:
         if kept:
             print(f"kept {len(kept)} existing result(s) (pass --overwrite to redo them)", file=sys.stderr)
         failures = [f"{Path(r['image']).name}: {r['error']}" if r["output"] else r["error"]
-                    for r in read_records(manifest, start) if r["status"] == "failed"]
+                    for r in read_records(manifest, start)[0] if r["status"] == "failed"]
         if failures:
             print("failed:\n  " + "\n  ".join(failures), file=sys.stderr)
     return totals
@@ -134,7 +130,7 @@ def _run_batch(pipe, jobs: list[Job], options: dict, process: int) -> list[dict]
     records, ready = [], []
     for job in jobs:
         try:
-            ready.append((job, *_open_pair(job)))
+            ready.append((job, *open_pair(job)))
         except (OSError, ValueError, SyntaxError) as err:  # PIL's errors for unreadable files
             records.append(_record(job, process, 0.0, err))
     if not ready:
@@ -162,5 +158,5 @@ def _record(job: Job, process: int, seconds: float, error: BaseException | None 
     record = {"image": str(job.image), "output": str(job.output), "status": "failed" if error else "done",
               "process": process, "seconds": round(seconds, 4)}
     if error is not None:
-        record["error"] = f"{type(error).__name__}: {error}".replace("pass resize_mask=True", "pass --resize-mask")
+        record["error"] = describe_failure(error)
     return record

@@ -233,15 +233,26 @@ def save_result(image, path: Path) -> None:
         image.save(tmp, format=fmt, **SAVE_OPTIONS.get(fmt, {}))
 
 
-def inpaint_file(pipe, job: Job, args) -> None:
+def open_pair(job: Job):
+    """The job's photo and mask, decoded (PIL's OSError, ValueError or SyntaxError if a file is unreadable)."""
     import PIL.Image
 
     with PIL.Image.open(job.image) as image, PIL.Image.open(job.mask) as mask:
         image.load()
         mask.load()
-        result = pipe(image=image, mask_image=mask, strategy=args.strategy, working_size=args.working_size,
-                      mask_dilation=args.mask_dilation, invert_mask=args.invert_mask,
-                      resize_mask=args.resize_mask).images[0]
+        return image.copy(), mask.copy()
+
+
+def describe_failure(err: BaseException) -> str:
+    """An error for the command line: the pipeline's advice names its Python argument, this names the option."""
+    return f"{type(err).__name__}: {err}".replace("pass resize_mask=True", "pass --resize-mask")
+
+
+def inpaint_file(pipe, job: Job, args) -> None:
+    image, mask = open_pair(job)
+    result = pipe(image=image, mask_image=mask, strategy=args.strategy, working_size=args.working_size,
+                  mask_dilation=args.mask_dilation, invert_mask=args.invert_mask,
+                  resize_mask=args.resize_mask).images[0]
     save_result(result, job.output)
 
 
@@ -282,8 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, SyntaxError) as err:  # PIL raises these for unreadable or corrupt files
         if args.debug:
             traceback.print_exc()
-        message = str(err).replace("pass resize_mask=True", "pass --resize-mask")  # the pipeline's words
-        print(f"failed: {job.image.name}: {type(err).__name__}: {message}", file=sys.stderr)
+        print(f"failed: {job.image.name}: {describe_failure(err)}", file=sys.stderr)
         return 1
     print(f"1 of 1 images inpainted into {job.output}", file=sys.stderr)
     return 0

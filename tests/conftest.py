@@ -54,3 +54,15 @@ def load_official_fixture(seed: int) -> dict:
     fixture["known"] = 1 - fixture["hole"].float()
     return fixture
 
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline_dir(tmp_path_factory):
+    """A saved pipeline of the tiny test model (64² training resolution): read-only for the tests that use it."""
+    from test_model import make_model
+
+    from rfr_pipeline import RFRInpaintPipeline
+
+    folder = tmp_path_factory.mktemp("tiny") / "pipe"
+    RFRInpaintPipeline(rfrnet=make_model(sample_size=64)).save_pretrained(folder)
+    return folder

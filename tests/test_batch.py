@@ -12,20 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import PIL.Image
-import pytest
-from test_model import make_model
 from test_pipeline import box_mask, photo
 
-from rfr_pipeline import RFRInpaintPipeline, inpaint_folder
+from rfr_pipeline import inpaint_folder
 
 ACCELERATE = os.path.join(os.path.dirname(sys.executable), "accelerate")
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("model") / "tiny"
-    RFRInpaintPipeline(rfrnet=make_model(sample_size=64)).save_pretrained(folder)
-    return folder
 
 
 def make_folders(root, count):
@@ -66,9 +57,9 @@ def records(output):
     return [json.loads(line) for line in (output / "manifest.jsonl").read_text().splitlines()]
 
 
-def test_two_processes_share_the_folder_and_a_relaunch_rewrites_nothing(tiny_model, tmp_path):
+def test_two_processes_share_the_folder_and_a_relaunch_rewrites_nothing(tiny_pipeline_dir, tmp_path):
     images, masks = make_folders(tmp_path, 7)
-    code, log = launch(images, masks, tmp_path / "out", tiny_model, "--batch-size", "2")
+    code, log = launch(images, masks, tmp_path / "out", tiny_pipeline_dir, "--batch-size", "2")
     assert code == 0, log[-4000:]
     done = [r for r in records(tmp_path / "out") if r["status"] == "done"]
     assert sorted(os.path.basename(r["image"]) for r in done) == sorted(p.name for p in images.iterdir())  # once
@@ -77,7 +68,7 @@ def test_two_processes_share_the_folder_and_a_relaunch_rewrites_nothing(tiny_mod
     assert log.count("7 of 7 images inpainted") == 1  # one summary, from the main process
 
     # The same photos in one process, one at a time: the same pixels, within float rounding.
-    totals = inpaint_folder(images, masks, tmp_path / "single", str(tiny_model), progress=False)
+    totals = inpaint_folder(images, masks, tmp_path / "single", str(tiny_pipeline_dir), progress=False)
     assert totals == {"done": 7, "failed": 0, "skipped": 0}
     for path in sorted(images.iterdir()):
         ours = np.asarray(PIL.Image.open(tmp_path / "out" / path.name)).astype(int)
@@ -85,17 +76,17 @@ def test_two_processes_share_the_folder_and_a_relaunch_rewrites_nothing(tiny_mod
         assert np.abs(ours - single).max() <= 1, path.name
 
     before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "out").glob("*.png")}
-    code, log = launch(images, masks, tmp_path / "out", tiny_model, "--batch-size", "2")
+    code, log = launch(images, masks, tmp_path / "out", tiny_pipeline_dir, "--batch-size", "2")
     assert code == 0, log[-4000:]
     assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "out").glob("*.png")} == before
     second = records(tmp_path / "out")[len(done):]
     assert Counter(r["status"] for r in second) == {"skipped": 7}
 
 
-def test_a_killed_process_loses_no_photo_and_a_relaunch_finishes_the_job(tiny_model, tmp_path):
+def test_a_killed_process_loses_no_photo_and_a_relaunch_finishes_the_job(tiny_pipeline_dir, tmp_path):
     images, masks = make_folders(tmp_path, 40)
     output = tmp_path / "out"
-    job = launch(images, masks, output, tiny_model, wait=False)
+    job = launch(images, masks, output, tiny_pipeline_dir, wait=False)
     try:
         deadline = time.time() + 300
         while len(list(output.glob("*.png"))) < 4:
@@ -116,7 +107,7 @@ def test_a_killed_process_loses_no_photo_and_a_relaunch_finishes_the_job(tiny_mo
         PIL.Image.open(path).load()
     assert not [p for p in output.iterdir() if ".tmp" in p.name]
 
-    code, log = launch(images, masks, output, tiny_model)
+    code, log = launch(images, masks, output, tiny_pipeline_dir)
     assert code == 0, log[-4000:]
     assert sorted(p.name for p in output.glob("*.png")) == sorted(p.name for p in images.iterdir())
     done = Counter(os.path.basename(r["image"]) for r in records(output) if r["status"] == "done")

@@ -10,22 +10,13 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from test_model import make_model
 from test_pipeline import box_mask, photo
 
-from rfr_pipeline import RFRInpaintPipeline
 from rfr_pipeline.cli import STRATEGIES
 from rfr_pipeline.cli import main as cli_main
 from rfr_pipeline.pipeline_rfr_inpaint import STRATEGIES as PIPELINE_STRATEGIES
 
 SCRIPT = os.path.join(os.path.dirname(sys.executable), "rfr-inpaint")
-
-
-@pytest.fixture(scope="module")
-def tiny_pipeline_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny") / "pipe"
-    RFRInpaintPipeline(rfrnet=make_model(sample_size=64)).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture

@@ -7,21 +7,43 @@ import socket
 import threading
 import time
 import zlib
+from contextlib import contextmanager
 
 import numpy as np
 import PIL.Image
 import PIL.ImageOps
 import pytest
 from conftest import REPO_ROOT
-from test_model import make_model
-
-from rfr_pipeline import RFRInpaintPipeline
 
 gradio_app = pytest.importorskip("gradio_app", reason="gradio is not installed")
 from gradio_client import Client, handle_file
 
 EXAMPLES = REPO_ROOT / "examples"
 CHROMIUM = "/usr/bin/chromium"
+requires_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM) or shutil.which("chromium") is None,
+                                       reason="Debian's chromium is not installed (.ci/run installs it)")
+
+
+@contextmanager
+def browser_page(width=1280, height=900):
+    """A page of Debian's Chromium, headless, with no network of its own."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run"])
+        try:
+            yield browser.new_page(viewport={"width": width, "height": height})
+        finally:
+            browser.close()
+
+
+def open_first_example(page, url):
+    page.goto(url)
+    page.wait_for_load_state("networkidle")
+    page.locator(".gallery-item, button.example, [data-testid='example']").first.click()
+    page.wait_for_timeout(2500)
 
 
 def free_port():
@@ -31,15 +53,8 @@ def free_port():
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("model") / "tiny"
-    RFRInpaintPipeline(rfrnet=make_model(sample_size=64)).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def app(tiny_model):
-    inpainter = gradio_app.Inpainter(str(tiny_model))
+def app(tiny_pipeline_dir):
+    inpainter = gradio_app.Inpainter(str(tiny_pipeline_dir))
     demo = gradio_app.build_demo(inpainter)
     port = free_port()
     gradio_app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
@@ -179,14 +194,14 @@ def test_oversized_photos_are_refused_from_their_header_before_anything_is_decod
         client.predict(editor_value(enormous, mask), "auto", 0, api_name="/inpaint")
 
 
-def test_too_large_photos_get_a_message(tiny_model):
-    inpainter = gradio_app.Inpainter(str(tiny_model), max_pixels=1000)
+def test_too_large_photos_get_a_message(tiny_pipeline_dir):
+    inpainter = gradio_app.Inpainter(str(tiny_pipeline_dir), max_pixels=1000)
     with pytest.raises(gradio_app.gr.Error, match="up to 0 megapixels|smaller one"):
         inpainter({"background": str(EXAMPLES / "ball_photo.png"), "layers": [str(EXAMPLES / "ball_mask.png")]})
 
 
-def test_results_are_named_after_the_upload_and_do_not_pile_up(tiny_model, monkeypatch):
-    inpainter = gradio_app.Inpainter(str(tiny_model))
+def test_results_are_named_after_the_upload_and_do_not_pile_up(tiny_pipeline_dir, monkeypatch):
+    inpainter = gradio_app.Inpainter(str(tiny_pipeline_dir))
     value = {"background": str(EXAMPLES / "ball_photo.png"), "layers": [str(EXAMPLES / "ball_mask.png")]}
     first, _ = inpainter(value)
     assert os.path.basename(first) == "ball_photo-inpainted.png"
@@ -203,7 +218,7 @@ def test_results_are_named_after_the_upload_and_do_not_pile_up(tiny_model, monke
     assert not folder.exists()  # the app's results folder goes with it
 
 
-def test_a_full_queue_tells_the_caller_to_try_again(tiny_model, tmp_path):
+def test_a_full_queue_tells_the_caller_to_try_again(tiny_pipeline_dir, tmp_path):
     class Held(gradio_app.Inpainter):
         """The real app, whose inference waits until the test lets it go: the queue fills meanwhile."""
 
@@ -213,7 +228,7 @@ def test_a_full_queue_tells_the_caller_to_try_again(tiny_model, tmp_path):
             assert self.release.wait(120)
             return super().__call__(*args)
 
-    demo = gradio_app.build_demo(Held(str(tiny_model)))
+    demo = gradio_app.build_demo(Held(str(tiny_pipeline_dir)))
     port = free_port()
     gradio_app.launch(demo, "127.0.0.1", port, queue_size=1, prevent_thread_lock=True, quiet=True)
     try:
@@ -235,11 +250,11 @@ def test_a_full_queue_tells_the_caller_to_try_again(tiny_model, tmp_path):
         demo.close()
 
 
-def test_each_model_gets_examples_that_suit_it_on_a_canvas_of_their_size(tiny_model):
+def test_each_model_gets_examples_that_suit_it_on_a_canvas_of_their_size(tiny_pipeline_dir):
     assert gradio_app.Inpainter(gradio_app.DEFAULT_MODEL).examples == "faces"
-    assert gradio_app.Inpainter(str(tiny_model)).examples == "scenes"
+    assert gradio_app.Inpainter(str(tiny_pipeline_dir)).examples == "scenes"
     for name, photos in gradio_app.EXAMPLE_SETS.items():
-        demo = gradio_app.build_demo(gradio_app.Inpainter(str(tiny_model), examples=name))
+        demo = gradio_app.build_demo(gradio_app.Inpainter(str(tiny_pipeline_dir), examples=name))
         editor = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "editor")
         sizes = {PIL.Image.open(EXAMPLES / f"{photo}_photo.png").size for photo in photos}
         assert sizes == {tuple(editor.canvas_size)}  # else the browser draws the example's mask offset
@@ -288,45 +303,37 @@ def upload(page, url, photo_path):
     page.wait_for_timeout(1000)
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM) or shutil.which("chromium") is None,
-                    reason="Debian's chromium is not installed (.ci/run installs it)")
+@requires_chromium
 def test_in_a_real_browser(app_url, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     photo_path = EXAMPLES / "post_photo.png"
     source = np.asarray(PIL.Image.open(photo_path).convert("RGB"))
     height, width = source.shape[:2]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+    with browser_page() as page:
 
-            # The error path: a photo but no paint.
-            upload(page, app_url, photo_path)
-            page.locator("#run").click()
-            expect(page.get_by_text("Paint over the part of the photo to remove")).to_be_visible(timeout=30_000)
+        # The error path: a photo but no paint.
+        upload(page, app_url, photo_path)
+        page.locator("#run").click()
+        expect(page.get_by_text("Paint over the part of the photo to remove")).to_be_visible(timeout=30_000)
 
-            # The happy path: upload, paint a horizontal stroke through the middle, run.
-            upload(page, app_url, photo_path)
-            box = page.locator("#editor canvas").first.bounding_box()
-            zoom = float(page.locator("#editor").get_by_text("%").first.inner_text().strip().rstrip("%")) / 100
-            cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-            page.mouse.move(cx - 60, cy)
-            page.mouse.down()
-            for dx in range(-60, 61, 10):
-                page.mouse.move(cx + dx, cy, steps=2)
-            page.mouse.up()
-            wait_until_painted(page)
-            page.locator("#run").click()
-            result_img = page.locator("#result img")
-            expect(result_img).to_be_visible(timeout=120_000)
-            expect(page.locator("#status")).to_contain_text("Done in", timeout=120_000)
-            page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
-            body = page.request.get(result_img.get_attribute("src")).body()
-        finally:
-            browser.close()
+        # The happy path: upload, paint a horizontal stroke through the middle, run.
+        upload(page, app_url, photo_path)
+        box = page.locator("#editor canvas").first.bounding_box()
+        zoom = float(page.locator("#editor").get_by_text("%").first.inner_text().strip().rstrip("%")) / 100
+        cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(cx - 60, cy)
+        page.mouse.down()
+        for dx in range(-60, 61, 10):
+            page.mouse.move(cx + dx, cy, steps=2)
+        page.mouse.up()
+        wait_until_painted(page)
+        page.locator("#run").click()
+        result_img = page.locator("#result img")
+        expect(result_img).to_be_visible(timeout=120_000)
+        expect(page.locator("#status")).to_contain_text("Done in", timeout=120_000)
+        page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
+        body = page.request.get(result_img.get_attribute("src")).body()
     assert (tmp_path / "demo.png").stat().st_size > 0
     out = np.asarray(PIL.Image.open(io.BytesIO(body)).convert("RGB"))
     assert out.shape == source.shape
@@ -368,57 +375,46 @@ def wait_until_painted(page, already=None, timeout=10.0):
     page.wait_for_load_state("networkidle")
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM) or shutil.which("chromium") is None,
-                    reason="Debian's chromium is not installed (.ci/run installs it)")
+@requires_chromium
 def test_in_a_real_browser_an_example_shows_the_mask_it_repaints(app_url):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     name = gradio_app.EXAMPLE_SETS["scenes"][0]  # the tiny test model is shown the scene examples
     source = np.asarray(PIL.Image.open(EXAMPLES / f"{name}_photo.png").convert("RGB"))
     example_hole = painted(EXAMPLES / f"{name}_mask.png")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(app_url)
-            page.wait_for_load_state("networkidle")
-            page.locator(".gallery-item, button.example, [data-testid='example']").first.click()
-            page.wait_for_timeout(2500)
-            shown = shown_hole(page)
-            assert shown.shape == example_hole.shape
-            overlap = (shown & example_hole).sum() / (shown | example_hole).sum()
-            assert overlap > 0.97, f"the editor shows the example's mask elsewhere (overlap {overlap:.2f})"
+    with browser_page() as page:
+        open_first_example(page, app_url)
+        shown = shown_hole(page)
+        assert shown.shape == example_hole.shape
+        overlap = (shown & example_hole).sum() / (shown | example_hole).sum()
+        assert overlap > 0.97, f"the editor shows the example's mask elsewhere (overlap {overlap:.2f})"
 
-            # One more stroke, top left, away from the example's mask: both are kept.
-            box = page.locator("#editor canvas").first.bounding_box()
-            zoom = float(page.locator("#editor").get_by_text("%").first.inner_text().strip().rstrip("%")) / 100
-            height, width = source.shape[:2]
-            left = box["x"] + box["width"] / 2 - width * zoom / 2
-            top = box["y"] + box["height"] / 2 - height * zoom / 2
-            page.mouse.move(left + 60 * zoom, top + 60 * zoom)
-            page.mouse.down()
-            for x in range(60, 161, 10):
-                page.mouse.move(left + x * zoom, top + 60 * zoom, steps=2)
-            page.mouse.up()
-            wait_until_painted(page, already=example_hole)
-            shown = shown_hole(page)
-            assert (shown & example_hole).sum() / example_hole.sum() > 0.97  # the example's mask is still there
-            stroke = shown & ~example_hole
-            assert stroke[40:80, 50:170].any() and not stroke[200:, :].any()
+        # One more stroke, top left, away from the example's mask: both are kept.
+        box = page.locator("#editor canvas").first.bounding_box()
+        zoom = float(page.locator("#editor").get_by_text("%").first.inner_text().strip().rstrip("%")) / 100
+        height, width = source.shape[:2]
+        left = box["x"] + box["width"] / 2 - width * zoom / 2
+        top = box["y"] + box["height"] / 2 - height * zoom / 2
+        page.mouse.move(left + 60 * zoom, top + 60 * zoom)
+        page.mouse.down()
+        for x in range(60, 161, 10):
+            page.mouse.move(left + x * zoom, top + 60 * zoom, steps=2)
+        page.mouse.up()
+        wait_until_painted(page, already=example_hole)
+        shown = shown_hole(page)
+        assert (shown & example_hole).sum() / example_hole.sum() > 0.97  # the example's mask is still there
+        stroke = shown & ~example_hole
+        assert stroke[40:80, 50:170].any() and not stroke[200:, :].any()
 
-            page.locator("#run").click()
-            result_img = page.locator("#result img")
-            expect(page.locator("#status")).to_contain_text("Done in", timeout=120_000)
-            body = page.request.get(result_img.get_attribute("src")).body()
-            # The result is shown at about the editor's scale, and nothing offers to share it.
-            result_box = result_img.bounding_box()
-            result_scale = min(result_box["width"] / width, result_box["height"] / height)
-            assert 0.75 < result_scale / zoom < 1.33, (result_scale, zoom)
-            assert page.get_by_role("button", name="Share").count() == 0
-        finally:
-            browser.close()
+        page.locator("#run").click()
+        result_img = page.locator("#result img")
+        expect(page.locator("#status")).to_contain_text("Done in", timeout=120_000)
+        body = page.request.get(result_img.get_attribute("src")).body()
+        # The result is shown at about the editor's scale, and nothing offers to share it.
+        result_box = result_img.bounding_box()
+        result_scale = min(result_box["width"] / width, result_box["height"] / height)
+        assert 0.75 < result_scale / zoom < 1.33, (result_scale, zoom)
+        assert page.get_by_role("button", name="Share").count() == 0
     out = np.asarray(PIL.Image.open(io.BytesIO(body)).convert("RGB"))
     changed = (out != source).any(-1)
     grown = gradio_app.dilate(__import__("torch").from_numpy(shown), 4 + 2).numpy()  # the app grows it by 4
@@ -426,39 +422,28 @@ def test_in_a_real_browser_an_example_shows_the_mask_it_repaints(app_url):
     assert not changed[~grown].any()  # ...and nothing else
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM) or shutil.which("chromium") is None,
-                    reason="Debian's chromium is not installed (.ci/run installs it)")
+@requires_chromium
 def test_on_a_phone_the_tools_leave_the_photo_visible_and_undrawable_files_get_a_message(app_url, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     name = gradio_app.EXAMPLE_SETS["scenes"][0]
     width = PIL.Image.open(EXAMPLES / f"{name}_photo.png").width
     garbage = tmp_path / "holiday.png"
     garbage.write_text("not an image at all")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run"])
-        try:
-            page = browser.new_page(viewport={"width": 390, "height": 844})
-            page.goto(app_url)
-            page.wait_for_load_state("networkidle")
-            page.locator(".gallery-item, button.example, [data-testid='example']").first.click()
-            page.wait_for_timeout(2500)
-            page.locator("#editor").scroll_into_view_if_needed()
-            tools = page.locator("#editor .toolbar-wrap").bounding_box()
-            canvas = page.locator("#editor canvas").first.bounding_box()
-            zoom = float(page.locator("#editor").get_by_text("%").first.inner_text().strip().rstrip("%")) / 100
-            photo_left = canvas["x"] + (canvas["width"] - width * zoom) / 2  # the photo is centred in the canvas
-            assert photo_left >= tools["x"] + tools["width"], (photo_left, tools)
+    with browser_page(390, 844) as page:
+        open_first_example(page, app_url)
+        page.locator("#editor").scroll_into_view_if_needed()
+        tools = page.locator("#editor .toolbar-wrap").bounding_box()
+        canvas = page.locator("#editor canvas").first.bounding_box()
+        zoom = float(page.locator("#editor").get_by_text("%").first.inner_text().strip().rstrip("%")) / 100
+        photo_left = canvas["x"] + (canvas["width"] - width * zoom) / 2  # the photo is centred in the canvas
+        assert photo_left >= tools["x"] + tools["width"], (photo_left, tools)
 
-            # A file the browser cannot draw never reaches the app; the page itself says what is wrong.
-            page.reload()
-            page.wait_for_load_state("networkidle")
-            page.locator("#editor input[type=file]").first.set_input_files(str(garbage))
-            expect(page.locator("#status")).to_contain_text("not an image the demo can read", timeout=30_000)
-        finally:
-            browser.close()
+        # A file the browser cannot draw never reaches the app; the page itself says what is wrong.
+        page.reload()
+        page.wait_for_load_state("networkidle")
+        page.locator("#editor input[type=file]").first.set_input_files(str(garbage))
+        expect(page.locator("#status")).to_contain_text("not an image the demo can read", timeout=30_000)
 
 
 def test_examples_are_complete_and_licensed():

@@ -39,7 +39,7 @@ def test_every_command_names_a_program_that_exists_after_the_quick_start():
         program = command.split()[0]
         assert command.startswith(allowed) or program.startswith(".venv/bin/"), command
         if program.startswith(".venv/bin/") and (REPO_ROOT / ".venv").is_dir():
-            assert (REPO_ROOT / program).exists() or program.endswith("/hf"), f"{program} is not installed in .venv"
+            assert (REPO_ROOT / program).exists(), f"{program} is not installed in .venv"
     for script in {w for c in commands() for w in c.split() if w.endswith(".py")}:
         assert (REPO_ROOT / script).is_file(), script
 

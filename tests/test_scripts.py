@@ -8,7 +8,6 @@ import pytest
 import safetensors.torch
 import torch
 from conftest import REPO_ROOT, load_official_fixture, requires_shared
-from test_model import make_model
 from test_pipeline import box_mask, photo
 
 from benchmarks.official_reference import OfficialRFRNet
@@ -78,13 +77,6 @@ def test_converted_fixture_reproduces_the_official_output_through_the_pipeline(s
 def test_push_to_hub_checks_the_folder_before_uploading(tmp_path, capsys):
     assert push_to_hub.main(["--folder", str(tmp_path), "--repo-id", "me/x"]) == 2
     assert "no model_index.json" in capsys.readouterr().err
-
-
-@pytest.fixture(scope="module")
-def tiny_pipeline_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny") / "pipe"
-    RFRInpaintPipeline(rfrnet=make_model(sample_size=64)).save_pretrained(folder)
-    return folder
 
 
 def test_packaging_the_default_model_writes_its_serving_defaults_and_card_and_refuses_oversize(tiny_pipeline_dir,
