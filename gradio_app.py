@@ -26,12 +26,13 @@ from gradio import processing_utils
 from gradio.data_classes import FileData
 
 from rfr_pipeline import DEFAULT_MODEL
-from rfr_pipeline.cli import STRATEGIES, UsageError, load_pipeline
-from rfr_pipeline.image_processing import dilate
+from rfr_pipeline.cli import UsageError, load_pipeline
+from rfr_pipeline.pipeline_rfr_inpaint import STRATEGIES
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE / "examples"
 DEFAULT_MAX_PIXELS = 12_000_000  # larger uploads are refused with a message (RFR_MAX_PIXELS overrides)
+MAX_FILE_SIZE = "25mb"  # Gradio refuses larger uploads (--max-file-size overrides)
 # The examples a model is shown with: faces for the embedded face model, scenes for any other. Within a set all photos
 # share one size, the editor's canvas size: Gradio places an example's mask layer on a canvas of that size before the
 # photo has resized it, so a mask of another size would be drawn offset from what is repainted.
@@ -151,7 +152,6 @@ class Inpainter:
         image = open_image(background, NOT_AN_IMAGE, self.max_pixels)
         image = PIL.ImageOps.exif_transpose(image)  # as the browser shows it, and as it was painted on
         hole = painted_mask(editor_value, image.size)
-        hole = dilate(torch.from_numpy(hole), int(dilation)).numpy()
         if not hole.any():
             raise gr.Error("Paint over the part of the photo to remove (the mask is empty).")
         if hole.all():
@@ -159,11 +159,12 @@ class Inpainter:
                            "to fill the hole from.")
         start = time.perf_counter()
         rgb = image.convert("RGB")
-        result = self.pipe(image=rgb, mask_image=PIL.Image.fromarray(hole), strategy=strategy).images[0]
+        result = self.pipe(image=rgb, mask_image=PIL.Image.fromarray(hole), strategy=strategy,
+                           mask_dilation=int(dilation)).images[0]
         seconds = time.perf_counter() - start
         path = self.result_path(background if isinstance(background, str) else None)
         result.save(path, format="PNG")
-        return str(path), f"Done in {seconds:.1f} s ({rgb.width}×{rgb.height}, {100 * hole.mean():.1f} % repainted)."
+        return str(path), f"Done in {seconds:.1f} s ({rgb.width}×{rgb.height}, {100 * hole.mean():.1f} % painted)."
 
     def result_path(self, upload: str | None) -> Path:
         """A fresh folder per result, so that the download is named after the upload (`photo-inpainted.png`);
@@ -231,7 +232,7 @@ def main(argv=None) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--share", action="store_true", help="a public gradio.live link (off by default)")
     parser.add_argument("--max-pixels", type=int, default=int(os.environ.get("RFR_MAX_PIXELS", str(DEFAULT_MAX_PIXELS))))
-    parser.add_argument("--max-file-size", default="25mb", help="upload size limit")
+    parser.add_argument("--max-file-size", default=MAX_FILE_SIZE, help="upload size limit")
     parser.add_argument("--examples", choices=[*EXAMPLE_SETS, "none"],
                         help="example photos to offer (default: faces for the embedded face model, else scenes)")
     parser.add_argument("--queue-size", type=int, default=QUEUE_SIZE,
@@ -248,7 +249,7 @@ def main(argv=None) -> None:
 def launch(demo: gr.Blocks, host: str, port: int, queue_size: int = QUEUE_SIZE, **options):
     """One inference at a time, at most `queue_size` waiting (more are told the queue is full and to try again);
     errors show their message in the UI, never a stack trace."""
-    options.setdefault("max_file_size", "25mb")
+    options.setdefault("max_file_size", MAX_FILE_SIZE)
     return demo.queue(default_concurrency_limit=1, max_size=queue_size).launch(
         server_name=host, server_port=port, show_error=True, css=CSS, js=JS, **options)
 

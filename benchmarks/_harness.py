@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
 
 def default_memory_limit_gib() -> float:
     return round(0.85 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
@@ -27,18 +29,19 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_in_subprocess(script: str, case_args: list[str], memory_limit_gib: float, timeout_s: float | None = None) -> dict:
-    """Run `script --_case ... --_case_output FILE` and return the JSON it wrote, or {"error"|"skipped": reason}."""
+def run_in_subprocess(module: str, case_args: list[str], memory_limit_gib: float, timeout_s: float | None = None) -> dict:
+    """Run `python -m module --_case ... --_case_output FILE` from the repository root and return the JSON it wrote,
+    or {"error"|"skipped": reason}."""
     limit = int(memory_limit_gib * 2**30)
 
     def cap_memory():  # an allocation past the cap fails inside the case instead of waking the OOM killer
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        command = [sys.executable, script, *case_args, "--_case_output", out.name]
+        command = [sys.executable, "-m", module, *case_args, "--_case_output", out.name]
         try:
             proc = subprocess.run(command, check=False, capture_output=True, text=True, preexec_fn=cap_memory,
-                                  timeout=timeout_s)
+                                  cwd=REPO_ROOT, timeout=timeout_s)
         except subprocess.TimeoutExpired:
             return {"skipped": f"did not finish within {timeout_s:g} s"}
         if proc.returncode == 0:
@@ -77,10 +80,11 @@ def machine_info(threads: int) -> dict:
 
 
 def write_report(path: Path, report: dict) -> None:
+    from rfr_pipeline.atomic import atomic_file
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.replace(path)  # never leave a half-written report
+    with atomic_file(path) as tmp:  # never leave a half-written report
+        tmp.write_text(json.dumps(report, indent=2))
 
 
 def photo_and_mask(height: int, width: int, hole_fraction: float, seed: int = 0):

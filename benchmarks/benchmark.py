@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """How fast, and how much memory, for a given model: one command.
 
-    python benchmarks/benchmark.py [--model DIR_OR_REPO_ID] [--device cuda] [--output benchmarks/results/NAME.json]
-    python benchmarks/benchmark.py --quick          # tiny model and shapes, one repeat: checks the script runs
+    python -m benchmarks.benchmark [--model DIR_OR_REPO_ID] [--device cuda] [--output benchmarks/results/NAME.json]
+    python -m benchmarks.benchmark --quick          # tiny model and shapes, one repeat: checks the script runs
 
 Without --model it measures the published architecture (random weights: speed does not depend on their values).
 Every case runs in its own process (so peak memory is its own, under a cap that turns "too big" into "skipped"):
@@ -23,9 +23,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks._harness import (
     default_memory_limit_gib,
@@ -178,7 +175,7 @@ def main(argv=None) -> int:
     print(f"{'case':>8} {'size':>10} {'':>9} {'median s':>9} {memory:>14}")
     results = []
     for case in cases(args):
-        r = {**case, **run_in_subprocess(__file__, ["--_case", json.dumps(case), *common], cap, args.case_timeout)}
+        r = {**case, **run_in_subprocess(__spec__.name, ["--_case", json.dumps(case), *common], cap, args.case_timeout)}
         results.append(r)
         if "median_s" in r:
             print(f"{describe(case)} {r['median_s']:>9.3f} {r.get('peak_cuda_mib', r['peak_rss_mib']):>14.0f}",

@@ -2,7 +2,7 @@
 """Images per second of a folder job (`rfr-inpaint` / `accelerate launch -m rfr_pipeline.cli`), in one run:
 1 process × all threads vs N processes × 1 thread each, at batch sizes 1 and 8.
 
-    python benchmarks/benchmark_batch.py [--model DIR_OR_REPO_ID] [--photos 64] [--output benchmarks/results/batch_cpu.json]
+    python -m benchmarks.benchmark_batch [--model DIR_OR_REPO_ID] [--photos 64] [--output benchmarks/results/batch_cpu.json]
 
 Each configuration runs the real command on the same folder of synthetic photos (a fresh output folder each time).
 Reported: wall-clock time of the whole command (start-up and model loading included) and the steady rate, the

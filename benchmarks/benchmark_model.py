@@ -1,16 +1,16 @@
 """Speed and memory of RFRNet against the official computation, in the same run.
 
 For each resolution × batch size and each implementation (`ours` = rfr_pipeline.RFRNet, `official` = the op-for-op
-restatement of the official code in benchmarks/official_reference.py, checked against the official fixtures by the
+restatement of the official code in tests/official_reference.py, checked against the official fixtures by the
 tests), in a fresh subprocess each (so peak memory is that case's own):
   * forward: eval mode, no_grad, median wall time of `--repeats` runs after one warm-up;
   * train:   forward + the paper's loss (random-weight VGG16, same cost as the real one) + backward + Adam step;
   * achieved GFLOP/s (FLOPs counted by torch.utils.flop_counter) and peak resident memory.
 Both implementations hold the same random weights and inputs; outputs are compared so a fast wrong model cannot win.
 
-    python benchmarks/benchmark_model.py                         # 256² and 512², batch 1 and 4, fp32, CPU
-    python benchmarks/benchmark_model.py --quick                 # seconds: tiny shapes, checks the script runs
-    python benchmarks/benchmark_model.py --output benchmarks/results/model_cpu.json
+    python -m benchmarks.benchmark_model                         # 256² and 512², batch 1 and 4, fp32, CPU
+    python -m benchmarks.benchmark_model --quick                 # seconds: tiny shapes, checks the script runs
+    python -m benchmarks.benchmark_model --output benchmarks/results/model_cpu.json
 """
 
 from __future__ import annotations
@@ -22,9 +22,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks._harness import (
     default_memory_limit_gib,
@@ -41,10 +38,10 @@ def run_case(impl: str, mode: str, resolution: int, batch: int, repeats: int, th
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from benchmarks.official_reference import OfficialRFRNet, official_generator_loss
     from rfr_pipeline import load_official_checkpoint
     from rfr_pipeline.losses import InpaintingLoss
     from rfr_pipeline.vgg import VGG16Features
+    from tests.official_reference import OfficialRFRNet, official_generator_loss
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -123,7 +120,7 @@ def run_case(impl: str, mode: str, resolution: int, batch: int, repeats: int, th
 def run_case_in_subprocess(args: argparse.Namespace, impl: str, mode: str, resolution: int, batch: int) -> dict:
     case = ["--_case", impl, mode, str(resolution), str(batch), "--repeats", str(args.repeats),
             "--threads", str(args.threads), "--device", args.device]
-    result = run_in_subprocess(__file__, case, args.memory_limit_gib)
+    result = run_in_subprocess(__spec__.name, case, args.memory_limit_gib)
     return {"impl": impl, "mode": mode, "resolution": resolution, "batch": batch, **result}
 
 

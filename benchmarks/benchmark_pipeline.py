@@ -8,8 +8,8 @@
    256×192 positions at once (a 49,152² score matrix): expect it to exceed the memory cap, which is the point of
    the other two.
 
-    python benchmarks/benchmark_pipeline.py [--repeats 3] [--output benchmarks/results/pipeline_cpu.json]
-    python benchmarks/benchmark_pipeline.py --quick      # tiny model and image: checks the script runs
+    python -m benchmarks.benchmark_pipeline [--repeats 3] [--output benchmarks/results/pipeline_cpu.json]
+    python -m benchmarks.benchmark_pipeline --quick      # tiny model and image: checks the script runs
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ import json
 import statistics
 import sys
 from pathlib import Path
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks._harness import (
     default_memory_limit_gib,
@@ -100,7 +97,7 @@ def main() -> None:
     common += ["--quick"] if args.quick else []
     results = []
     for kind in ["overhead", *args.strategies]:
-        r = {"case": kind, **run_in_subprocess(__file__, ["--_case", kind, *common], args.memory_limit_gib,
+        r = {"case": kind, **run_in_subprocess(__spec__.name, ["--_case", kind, *common], args.memory_limit_gib,
                                                args.case_timeout)}
         results.append(r)
         if "overhead_s" in r:

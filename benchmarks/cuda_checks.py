@@ -2,12 +2,12 @@
 
 Run on a CUDA machine (it is what produced benchmarks/results/cuda_h200.json):
 
-    python benchmarks/cuda_checks.py --fixture ../shared/fixtures/official_parity_seed0.pt \
+    python -m benchmarks.cuda_checks --fixture ../shared/fixtures/official_parity_seed0.pt \
         --output benchmarks/results/cuda_NAME.json
 
 1. Parity: the fixture's official weights through `load_official_checkpoint`, in exact fp32 (TF32 off) and with
    TF32 on (PyTorch's default for cuDNN convolutions), batch 1 and 2, against the official code's CPU output; the
-   op-for-op restatement of the official code (benchmarks/official_reference.py) on the same GPU for comparison.
+   op-for-op restatement of the official code (tests/official_reference.py) on the same GPU for comparison.
 2. Precision: the same model cast to bf16 and fp16 against its own fp32 output on the fixture inputs.
 3. Forward latency (CUDA events, median of --repeats after 3 warm-ups) in fp32, fp32+TF32, bf16 and fp16.
 4. Ours vs the official computation in exact fp32 (benchmark_model.run_case: forward and a training step with the
@@ -20,15 +20,13 @@ import argparse
 import copy
 import json
 import statistics
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.benchmark_model import run_case
-from benchmarks.official_reference import OfficialRFRNet, fixture_state_dict
 from rfr_pipeline import load_official_checkpoint
+from tests.official_reference import OfficialRFRNet, fixture_state_dict
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -16,8 +16,8 @@ network, the same arithmetic written four ways, forward + backward (gradients of
 Every formulation's output and gradients are compared with `transposed` (max relative difference) so a wrong one
 cannot win. Median of `--repeats` timings after a warm-up, in this process, `--threads` threads.
 
-    python benchmarks/upconv_formulations.py --output benchmarks/results/upconv_cpu.json   # 256², batch 1 and 4
-    python benchmarks/upconv_formulations.py --quick                                      # seconds: tiny shapes
+    python -m benchmarks.upconv_formulations --output benchmarks/results/upconv_cpu.json   # 256², batch 1 and 4
+    python -m benchmarks.upconv_formulations --quick                                      # seconds: tiny shapes
 """
 
 from __future__ import annotations
@@ -25,14 +25,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks._harness import machine_info, timed, write_report
 

@@ -14,6 +14,13 @@ from ._diffusers_registration import register_when_diffusers_loads
 
 # The pipeline folder shipped inside the package (trained by the project), used when no model is named.
 DEFAULT_MODEL = str(Path(__file__).resolve().parent / "default_model")
+# Embedded models by the short names the command lines accept (`--model faces`).
+EMBEDDED_MODELS = {"faces": DEFAULT_MODEL}
+
+# The image files the package reads (photos and masks, in training, evaluation and the command line) and writes, by
+# suffix, with PIL's name for the format. One table, so a suffix works everywhere or nowhere.
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
+                 ".tiff": "TIFF"}
 
 _LAZY = {
     "RFRNet": "modeling_rfr",
@@ -22,7 +29,7 @@ _LAZY = {
     "inpaint_folder": "batch",
     "ModelMixin": "modeling_rfr",  # diffusers' loader looks the base class up on the library itself
 }
-__all__ = ["DEFAULT_MODEL", "RFRInpaintPipeline", "RFRNet", "inpaint_folder", "load_official_checkpoint"]
+__all__ = ["DEFAULT_MODEL", "EMBEDDED_MODELS", "IMAGE_FORMATS", "RFRInpaintPipeline", "RFRNet", "inpaint_folder", "load_official_checkpoint"]
 __version__ = "0.1.0"
 
 

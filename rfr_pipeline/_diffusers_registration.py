@@ -16,12 +16,21 @@ import importlib.util
 import sys
 
 LIBRARY_NAME = "rfr_pipeline"
+# The diffusers releases whose internals `register` was checked against (CI installs the newest); pyproject.toml
+# declares the same range (a test compares them).
+SUPPORTED_DIFFUSERS = ">=0.35,<0.43"
 
 
 def register(pipeline_class) -> None:
     import diffusers
     from diffusers.pipelines import pipeline_loading_utils
 
+    tables = [getattr(pipeline_loading_utils, name, None) for name in ("LOADABLE_CLASSES", "ALL_IMPORTABLE_CLASSES")]
+    if not all(isinstance(table, dict) for table in tables):
+        raise ImportError(
+            f"rfr_pipeline cannot register its pipeline with diffusers {diffusers.__version__}: "
+            "diffusers.pipelines.pipeline_loading_utils no longer has the LOADABLE_CLASSES and ALL_IMPORTABLE_CLASSES "
+            f"tables it extends. Install a supported diffusers: pip install 'diffusers{SUPPORTED_DIFFUSERS}'")
     methods = ["save_pretrained", "from_pretrained"]
     pipeline_loading_utils.LOADABLE_CLASSES.setdefault(LIBRARY_NAME, {"ModelMixin": methods})
     pipeline_loading_utils.ALL_IMPORTABLE_CLASSES.setdefault("ModelMixin", methods)

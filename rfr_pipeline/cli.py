@@ -25,9 +25,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
-OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
-                  ".tiff": "TIFF"}
+from . import IMAGE_FORMATS
+
 SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}
 STRATEGIES = ("auto", "original", "resize", "crop")  # as RFRInpaintPipeline's (a test checks)
 DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16", "bfloat16": "bfloat16",
@@ -47,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a mask file (white = repaint), or a folder of masks named like the images")
     parser.add_argument("--output", required=True, type=Path,
                         help="the result file (its extension picks the format) or a folder (PNG files)")
-    parser.add_argument("--model", help="pipeline folder or Hugging Face repo id (default: the embedded model)")
+    parser.add_argument("--model", help="pipeline folder, Hugging Face repo id, or an embedded model by name "
+                                        "(faces; default: the embedded default model)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1, mps")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     parser.add_argument("--strategy", choices=STRATEGIES,
@@ -78,7 +78,7 @@ def _images_by_stem(folder: Path, what: str) -> dict[str, Path]:
     """Image files of a folder by file stem; two files of one stem (x.jpg, x.png) are an error, not a silent pick."""
     found: dict[str, list[Path]] = {}
     for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        if path.is_file() and path.suffix.lower() in IMAGE_FORMATS:
             found.setdefault(path.stem, []).append(path)
     clashes = [paths for paths in found.values() if len(paths) > 1]
     if clashes:
@@ -107,11 +107,11 @@ def plan_jobs(image: Path, mask: Path, output: Path) -> tuple[list[Job], list[st
             jobs, missing = [Job(img, mask, output / f"{stem}.png") for stem, img in images.items()], []
         if not jobs:
             raise UsageError(f"no image in {image} has a mask of the same name in {mask}" if images else
-                             f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {image}")
+                             f"no images ({', '.join(sorted(IMAGE_FORMATS))}) in {image}")
         return jobs, missing
     if mask.is_dir():
         raise UsageError(f"--image is a file, so --mask must be a file too ({mask} is a folder)")
-    if output.is_dir() or output.suffix.lower() not in OUTPUT_FORMATS:
+    if output.is_dir() or output.suffix.lower() not in IMAGE_FORMATS:
         _refuse_unwritable_suffix(output)
         output = output / f"{image.stem}.png"  # a folder: existing, or a name without an image extension
     return [Job(image, mask, output)], []
@@ -122,7 +122,7 @@ def _refuse_unwritable_suffix(output: Path) -> None:
 
     if not output.is_dir() and output.suffix.lower() in PIL.Image.registered_extensions():
         raise UsageError(f"--output {output}: cannot write {output.suffix} results; use one of "
-                         f"{', '.join(sorted(OUTPUT_FORMATS))} (or a folder)")
+                         f"{', '.join(sorted(IMAGE_FORMATS))} (or a folder)")
 
 
 def check_outputs(jobs: list[Job], overwrite: bool, folder_mode: bool) -> tuple[list[Job], list[Job]]:
@@ -153,6 +153,10 @@ def resolve_model(name: str | None) -> str:
             raise UsageError("this installation has no embedded default model; pass --model FOLDER_OR_REPO_ID")
         return DEFAULT_MODEL
     path = Path(name).expanduser()
+    from . import EMBEDDED_MODELS
+
+    if name in EMBEDDED_MODELS and not path.exists():  # a folder of that name wins
+        return EMBEDDED_MODELS[name]
     if path.exists():
         if not path.is_dir():
             raise UsageError(f"--model {name}: is a file; expected a pipeline folder (with model_index.json) or a "
@@ -226,7 +230,7 @@ def save_result(image, path: Path) -> None:
     """Atomically, in the format of the file's extension (JPEG has no alpha: an RGBA result is flattened)."""
     from .atomic import atomic_file
 
-    fmt = OUTPUT_FORMATS.get(path.suffix.lower(), "PNG")
+    fmt = IMAGE_FORMATS.get(path.suffix.lower(), "PNG")
     if fmt == "JPEG" and image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
     with atomic_file(path) as tmp:

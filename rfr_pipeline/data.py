@@ -15,23 +15,26 @@ import PIL.Image
 import PIL.ImageOps
 import torch
 
+from . import IMAGE_FORMATS
+from .image_processing import centre_square
+
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 MAX_UNREADABLE_IN_A_ROW = 100  # then the data, not a stray file, is the problem
 MaskSource = Callable[[int, np.random.Generator], np.ndarray]  # (size, rng) → (size, size) bool, True = hole
 
 
-def list_images(folders: Sequence[str | Path]) -> list[Path]:
-    """Every jpg/png/webp under the folders (recursively), in a stable order."""
+def list_images(folders: Sequence[str | Path], what: str = "images") -> list[Path]:
+    """Every image file (`rfr_pipeline.IMAGE_FORMATS`) under the folders, recursively, in a stable order; `what`
+    names them in the errors."""
     paths = []
     for folder in folders:
         folder = Path(folder)
         if not folder.is_dir():
-            raise ValueError(f"training data folder {folder} does not exist")
-        paths += [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+            raise ValueError(f"{what} folder {folder} does not exist")
+        paths += [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_FORMATS]
     if not paths:
-        raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {', '.join(map(str, folders))}")
+        raise ValueError(f"no {what} ({', '.join(sorted(IMAGE_FORMATS))}) in {', '.join(map(str, folders))}")
     return sorted(paths)
 
 
@@ -113,12 +116,10 @@ class InpaintingDataset(torch.utils.data.Dataset):
         return {"image": rgb, "known": known, "skipped": skipped}
 
     def _crop(self, image: PIL.Image.Image, rng: np.random.Generator) -> PIL.Image.Image:
+        if not self.train:
+            return centre_square(image, self.resolution)
         w, h = image.size
-        short = min(w, h)
-        if self.train:
-            side = int(rng.integers(max(1, int(short * self.min_crop_scale)), short + 1))
-            left, top = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
-        else:
-            side, left, top = short, (w - short) // 2, (h - short) // 2
+        side = int(rng.integers(max(1, int(min(w, h) * self.min_crop_scale)), min(w, h) + 1))
+        left, top = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
         box = (left, top, left + side, top + side)
         return image.resize((self.resolution, self.resolution), PIL.Image.Resampling.BICUBIC, box=box)

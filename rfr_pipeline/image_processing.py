@@ -165,6 +165,15 @@ def prepare_mask(mask, invert: bool = False) -> torch.Tensor:
     return ~hole if invert else hole
 
 
+def centre_square(image: PIL.Image.Image, size: int) -> PIL.Image.Image:
+    """The centre square of a photo (its shorter side), resized to size × size with bicubic filtering: how the
+    official test, our evaluation and our validation prepare photos."""
+    w, h = image.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return image.resize((size, size), PIL.Image.Resampling.BICUBIC, box=(left, top, left + side, top + side))
+
+
 def _luminance(rgb: torch.Tensor) -> torch.Tensor:
     return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
 

@@ -13,9 +13,8 @@ import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 
+from .data import list_images
 from .image_processing import prepare_mask
-
-MASK_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
 
 def free_form_mask(size: int, rng: np.random.Generator, hole_range: tuple[float, float] = (0.05, 0.6),
@@ -80,9 +79,7 @@ class MaskFolder:
     """Masks read from a folder (white = hole), with random flips and a random square crop resized to the size."""
 
     def __init__(self, folder: str | Path):
-        self.paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in MASK_SUFFIXES)
-        if not self.paths:
-            raise ValueError(f"no mask images ({', '.join(sorted(MASK_SUFFIXES))}) in {folder}")
+        self.paths = list_images([folder], what="mask images")
 
     def __call__(self, size: int, rng: np.random.Generator) -> np.ndarray:
         path = self.paths[int(rng.integers(len(self.paths)))]

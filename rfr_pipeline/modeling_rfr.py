@@ -24,6 +24,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -35,6 +36,12 @@ from torch import nn
 
 # The network downsamples four times (stem stride 2, then three stride-2 encoders).
 SIZE_MULTIPLE = 16
+
+
+def _exporting() -> bool:
+    """Tracing for ONNX or torch.export: the CPU fast paths below give way to plain forms there, because a graph
+    cannot hold their Python-side caches, and ONNX's Conv needs a fixed group count where they use the batch size."""
+    return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
 
 
 class PartialConv2d(nn.Conv2d):
@@ -96,7 +103,7 @@ class UpConv(nn.ConvTranspose2d):
         self._phase_cache: tuple | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or torch.is_grad_enabled():  # (for training the plain kernels are fastest)
+        if x.device.type != "cpu" or torch.is_grad_enabled() or _exporting():  # (training: plain is fastest)
             return super().forward(x)
         if self.in_channels >= 1024:
             return self._phase_forward(x)
@@ -127,6 +134,9 @@ class UpConv(nn.ConvTranspose2d):
 def _box_sum_3x3(x: torch.Tensor) -> torch.Tensor:
     """Zero-padded 3×3 sum over the last two dims of (B, C, h, w) (official: avg_pool2d(3, 1, 1) · 9), as a depthwise
     convolution with a kernel of ones: the same 9-term sums, several times faster forward and backward."""
+    if _exporting():  # the same sums with a fixed group count: every channel as an image of its own
+        b, c, h, w = x.shape
+        return F.conv2d(x.reshape(b * c, 1, h, w), x.new_ones(1, 1, 3, 3), padding=1).reshape(b, c, h, w)
     channels = x.shape[1]
     return F.conv2d(x, x.new_ones(channels, 1, 3, 3), padding=1, groups=channels)
 
@@ -147,10 +157,17 @@ class KnowledgeConsistentAttention(nn.Module):
        (s_prev·m_prev + s·(|ratio|+1e-7)) / (m_prev + |ratio| + 1e-7)  (paper: λ·s + (1-λ)·s_prev);
     4. the output mixes the **normalised** key features (paper: raw features).
     Followed by a 1×1 combiner (the only biased layer of the generator) over [attention output, input].
+
+    The two products run as grouped 1×1 convolutions (one group per sample) on the CPU, as the official code's
+    per-sample convolutions do (oneDNN runs them about 1.7× faster than bmm), and as bmm elsewhere;
+    `matmul_backend="conv"` or `"bmm"` forces one.
     """
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, matmul_backend: str | None = None):
         super().__init__()
+        if matmul_backend not in (None, "conv", "bmm"):
+            raise ValueError(f'matmul_backend must be None (by device), "conv" or "bmm"; got {matmul_backend!r}')
+        self.matmul_backend = matmul_backend
         self.ratio = nn.Parameter(torch.ones(1))
         self.combiner = nn.Conv2d(2 * channels, channels, kernel_size=1)
 
@@ -183,13 +200,10 @@ class KnowledgeConsistentAttention(nn.Module):
         attended = self._mix_keys(keys, scores).view(b, c, h, w).to(features.dtype)  # Σ_j scores[j, p] · key_j
         return attended, AttentionMemory(scores, mask.to(compute_dtype))
 
-    # The two products. On the CPU they run as grouped 1×1 convolutions (one group per sample), as the official
-    # code's per-sample convolutions do: oneDNN runs those about 1.7× faster than bmm. Elsewhere, bmm.
-    # `matmul_backend` ("conv" or "bmm") overrides the choice.
-    matmul_backend: str | None = None
-
     def _use_conv(self, x: torch.Tensor) -> bool:
-        return self.matmul_backend == "conv" or (self.matmul_backend is None and x.device.type == "cpu")
+        if self.matmul_backend is None:
+            return x.device.type == "cpu" and not _exporting()  # (one group per sample: not with a dynamic batch)
+        return self.matmul_backend == "conv"
 
     def _keys_dot_queries(self, keys: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
         b, c, n = keys.shape
@@ -412,9 +426,18 @@ class RFRNet(ModelMixin, ConfigMixin):
         x = torch.cat([x, self.tail_bottleneck(x)], dim=1)
         return self.out_conv(x)
 
-    # Value checks (binary mask, finite known pixels) read tensors back to the host; a training loop whose data
-    # pipeline guarantees them may turn them off. Shape checks always run.
-    check_values: bool = True
+    _check_values = True
+
+    @contextmanager
+    def value_checks(self, enabled: bool):
+        """Within the block, `forward` checks input values (binary mask, finite known pixels) only if `enabled`.
+        Those checks read tensors back to the host; a training loop whose data guarantees them may skip them.
+        Shape checks always run."""
+        previous, self._check_values = self._check_values, enabled
+        try:
+            yield self
+        finally:
+            self._check_values = previous
 
     def _check_inputs(self, image: torch.Tensor, known_mask: torch.Tensor) -> torch.Tensor:
         """Validate the inputs; return the known mask as (B, 1, H, W) float32."""
@@ -442,10 +465,10 @@ class RFRNet(ModelMixin, ConfigMixin):
             raise ValueError(f"image is on {image.device} but known_mask is on {known_mask.device}")
         known = known_mask.to(torch.float32)
         if known.shape[1] == 3:
-            if self.check_values and not torch.equal(known[:, :1].expand_as(known), known):
+            if self._check_values and not torch.equal(known[:, :1].expand_as(known), known):
                 raise ValueError("a 3-channel known_mask must have identical channels (one mask for all colours)")
             known = known[:, :1]
-        if not self.check_values:
+        if not self._check_values:
             return known
         if not torch.all((known == 0) | (known == 1)):
             raise ValueError("known_mask must be binary: 1 = known pixel, 0 = hole")

@@ -28,11 +28,32 @@ STRATEGIES = ("auto", "original", "resize", "crop")
 OUTPUT_TYPES = ("pil", "np", "pt")
 # A mask covering more than this fraction is suspicious: many masks in the wild use black = hole.
 SUSPICIOUS_HOLE_FRACTION = 0.9
+# strategy="original" warns above this estimate of the attention's memory (`attention_memory_gib`).
+ATTENTION_WARNING_GIB = 4
+
+
+def attention_memory_gib(height: int, width: int) -> float:
+    """About how much memory RFR-Net's attention takes on an image of this size: it compares all N = (H/8)·(W/8)
+    positions of the (16-padded) feature map pairwise, in float32, with about three N×N score maps alive at once."""
+    positions = (-(-height // SIZE_MULTIPLE) * 2) * (-(-width // SIZE_MULTIPLE) * 2)
+    return 3 * positions**2 * 4 / 2**30
 
 
 def _is_integer(value) -> bool:
     """int or numpy integer; not bool (True is an int to Python, but `mask_dilation=True` is a mistake)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_strategy(strategy) -> None:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+
+
+def _check_working_size(working_size) -> None:
+    if working_size is not None and (not _is_integer(working_size) or working_size < SIZE_MULTIPLE
+                                     or working_size % SIZE_MULTIPLE):
+        raise ValueError(f"working_size must be a multiple of {SIZE_MULTIPLE} (at least {SIZE_MULTIPLE}), "
+                         f"got {working_size!r}")
 
 
 @dataclass
@@ -72,8 +93,20 @@ class RFRInpaintPipeline(DiffusionPipeline):
     def __init__(self, rfrnet: RFRNet, default_strategy: str = "auto", default_working_size: int | None = None):
         super().__init__()
         self.register_modules(rfrnet=rfrnet)
-        self.check_inputs(default_strategy, "pil", default_working_size, None, None, None)
+        _check_strategy(default_strategy)
+        _check_working_size(default_working_size)
         self.register_to_config(default_strategy=default_strategy, default_working_size=default_working_size)
+
+    @classmethod
+    def from_onnx(cls, path, providers: list | None = None, session_options=None) -> RFRInpaintPipeline:
+        """The pipeline around an ONNX file of `scripts/export_onnx.py`, the network running on onnxruntime (the
+        `[onnx]` extra) with the execution `providers` given (default: the CPU). Strategies, compositing and the
+        checkpoint's serving defaults are the same as for the folder it was exported from."""
+        from .onnx_model import ONNXRFRNet
+
+        network = ONNXRFRNet(path, providers, session_options)
+        return cls(rfrnet=network, default_strategy=network.default_strategy,
+                   default_working_size=network.default_working_size)
 
     # -- 1. check -----------------------------------------------------------------------------------------------
 
@@ -90,15 +123,11 @@ class RFRInpaintPipeline(DiffusionPipeline):
         return [x]
 
     def check_inputs(self, strategy, output_type, working_size, crop_margin, mask_dilation, feather_radius,
-                     batch_size=1):
-        if strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+                     batch_size):
+        _check_strategy(strategy)
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-        if working_size is not None and (not _is_integer(working_size) or working_size < SIZE_MULTIPLE
-                                         or working_size % SIZE_MULTIPLE):
-            raise ValueError(f"working_size must be a multiple of {SIZE_MULTIPLE} (at least {SIZE_MULTIPLE}), "
-                             f"got {working_size!r}")
+        _check_working_size(working_size)
         for name, value in (("crop_margin", crop_margin), ("mask_dilation", mask_dilation),
                             ("feather_radius", feather_radius)):
             if value is not None and (not _is_integer(value) or value < 0):
@@ -142,9 +171,8 @@ class RFRInpaintPipeline(DiffusionPipeline):
         if strategy == "auto":
             strategy = "original" if max(h, w) <= working_size else "crop"
         if strategy == "original":
-            # The attention compares all (H/8)·(W/8) positions pairwise, in float32, several copies at a time.
-            gib = 3 * ((-(-h // 16) * 2) * (-(-w // 16) * 2)) ** 2 * 4 / 2**30
-            if gib > 4:
+            gib = attention_memory_gib(h, w)
+            if gib > ATTENTION_WARNING_GIB:
                 logger.warning("strategy='original' on a %d×%d image needs about %.0f GiB for the attention alone; "
                                "strategy='crop' or 'resize' needs a fraction of that", w, h, gib)
             return [_Tile(index, image, hole, (0, 0, h, w))]
@@ -226,30 +254,46 @@ class RFRInpaintPipeline(DiffusionPipeline):
         r"""Inpaint `image` where `mask_image` is white.
 
         Args:
-            image: a PIL image, an (H, W, C) numpy array (uint8, or float in [0, 1]), a (C, H, W) tensor in [0, 1], or
-                a list of those / a batched (B, ...) array or tensor. Grayscale photos come back grayscale; the alpha
-                of RGBA photos is kept (PIL outputs) and their colour inpainted.
-            mask_image: the same kinds, one per image or one for all. **White (≥ 0.5) = repaint.** RGB masks are read
-                by luminance; RGBA masks by their alpha when it varies or the colour is empty (a painted layer),
-                else by colour. An empty mask returns the image unchanged without running the network.
-            strategy: `"auto"`, `"original"`, `"resize"` or `"crop"` (see the class docstring); default: the
-                pipeline's `default_strategy` (`"auto"` unless the checkpoint says otherwise).
-            working_size: longest side the network processes at once (multiple of 16); default: the pipeline's
+            image (`PIL.Image.Image`, `np.ndarray`, `torch.Tensor`, or a list of them):
+                A PIL image, an (H, W, C) numpy array (uint8, uint16, or float in [0, 1]), a (C, H, W) tensor in
+                [0, 1], a list of those, or a batched (B, ...) array or tensor. Grayscale photos come back grayscale;
+                the alpha of RGBA photos is kept (PIL outputs) and their colour inpainted.
+            mask_image (`PIL.Image.Image`, `np.ndarray`, `torch.Tensor`, or a list of them):
+                The same kinds, one per image or one for all. **White (≥ 0.5) = repaint.** RGB masks are read by
+                luminance; RGBA masks by their alpha when it varies or the colour is empty (a painted layer), else by
+                colour. An empty mask returns the image unchanged without running the network.
+            strategy (`str`, *optional*):
+                `"auto"`, `"original"`, `"resize"` or `"crop"` (see the class docstring); defaults to the pipeline's
+                `default_strategy` (`"auto"` unless the checkpoint says otherwise).
+            working_size (`int`, *optional*):
+                The longest side the network processes at once (a multiple of 16); defaults to the pipeline's
                 `default_working_size`, else `2 * rfrnet.config.sample_size`.
-            crop_margin: context kept around each masked region by `"crop"`; default `working_size // 4`.
-            mask_dilation: grow the hole by this many pixels first (covers halos and shadows of removed objects).
-            feather_radius: blend the prediction into this many pixels around the hole (0: hard edge, known pixels
-                untouched).
-            invert_mask: treat black as repaint instead.
-            resize_mask: resize a mask of another size to its image (nearest) instead of raising.
-            batch_size: tiles of equal size sent to the network together.
-            output_type: `"pil"`, `"np"` ((B, H, W, 3) float32 in [0, 1]) or `"pt"` ((B, 3, H, W) float32 on the
-                CPU); images of different sizes come back as a list.
-            return_dict: return an `ImagePipelineOutput` rather than a tuple.
+            crop_margin (`int`, *optional*):
+                Context kept around each masked region by `"crop"`; defaults to `working_size // 4`.
+            mask_dilation (`int`, defaults to 0):
+                Grow the hole by this many pixels first (covers halos and shadows of removed objects).
+            feather_radius (`int`, defaults to 0):
+                Blend the prediction into this many pixels around the hole (0: a hard edge, known pixels untouched).
+            invert_mask (`bool`, defaults to `False`):
+                Treat black as repaint instead.
+            resize_mask (`bool`, defaults to `False`):
+                Resize a mask of another size to its image (nearest neighbour) instead of raising.
+            batch_size (`int`, defaults to 4):
+                Tiles of equal size sent to the network together.
+            output_type (`str`, defaults to `"pil"`):
+                `"pil"`, `"np"` (float32 in [0, 1], `images[i]` of shape (H, W, 3)) or `"pt"` (float32 on the CPU,
+                `images[i]` of shape (3, H, W)). Photos of one size come stacked, as a (B, H, W, 3) array or a
+                (B, 3, H, W) tensor; photos of different sizes as a list.
+            return_dict (`bool`, defaults to `True`):
+                Return an [`~pipelines.ImagePipelineOutput`] rather than a tuple.
 
-        A full mask leaves the network no context: it returns a flat colour. Holes much wider than the model's
-        training holes (about 160 px at 256²) are not fully reached by its recurrent filling: their centres come out
-        grey-ish; use `strategy="resize"` or a smaller `working_size` for them.
+        Returns:
+            [`~pipelines.ImagePipelineOutput`] or `tuple`: the inpainted images (`.images`), or `(images,)` when
+            `return_dict` is `False`.
+
+        A full mask leaves the network no context: it returns a flat colour, the network's fill of an empty canvas.
+        Holes much wider than the model's training holes (about 160 px at 256²) are not fully reached by its
+        recurrent filling: their centres come out grey-ish; use `strategy="resize"` or a smaller `working_size`.
         """
         strategy = strategy or self.config.default_strategy
         self.check_inputs(strategy, output_type, working_size, crop_margin, mask_dilation, feather_radius, batch_size)
@@ -277,12 +321,13 @@ class RFRInpaintPipeline(DiffusionPipeline):
         if output_type == "pil":
             output = [self.to_pil(rgb, prepared) for rgb, prepared in zip(results, images)]
         else:
-            same_size = len({tuple(r.shape) for r in results}) == 1
-            if output_type == "pt":
-                output = torch.stack(results) if same_size else [r[None] for r in results]
+            # images[i] has one shape whatever the batch: (H, W, 3) for "np", (3, H, W) for "pt"; a batch of one
+            # size comes stacked, photos of different sizes come as a list.
+            arrays = results if output_type == "pt" else [r.permute(1, 2, 0).numpy() for r in results]
+            if len({tuple(a.shape) for a in arrays}) == 1:
+                output = torch.stack(arrays) if output_type == "pt" else np.stack(arrays)
             else:
-                arrays = [r.permute(1, 2, 0).numpy() for r in results]
-                output = np.stack(arrays) if same_size else [a[None] for a in arrays]
+                output = arrays
         if not return_dict:
             return (output,)
         return ImagePipelineOutput(images=output)

@@ -17,10 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate import BASELINES, load_mask, load_photo, run_baseline, save_grid
-
 from rfr_pipeline import RFRInpaintPipeline
+from rfr_pipeline.evaluation import BASELINES, load_mask, load_photo, run_baseline, save_grid
 from rfr_pipeline.masks import free_form_mask
 
 

@@ -24,6 +24,7 @@ import re
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +32,13 @@ import torch
 import torch.distributed
 from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
 from rfr_pipeline import RFRInpaintPipeline, RFRNet
 from rfr_pipeline.atomic import atomic_file, make_ordinary
 from rfr_pipeline.data import InpaintingDataset, UnreadableImagesError, list_images, split_validation
+from rfr_pipeline.evaluation import composite_metrics
 from rfr_pipeline.hub import RESEARCH_ONLY_LICENCE, render_model_card, save_pipeline_atomically
 from rfr_pipeline.losses import InpaintingLoss
 from rfr_pipeline.masks import MaskFolder, MaskGenerator
@@ -150,23 +152,6 @@ def list_checkpoints(output_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-class EpochSampler(torch.utils.data.Sampler):
-    """A fresh permutation every epoch, drawn from (seed, epoch) alone: identical on every process and on resume."""
-
-    def __init__(self, length: int, seed: int):
-        self.length, self.seed, self.epoch = length, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.length, generator=generator).tolist())
-
-
 @torch.no_grad()
 def recalibrate_batchnorm(model: torch.nn.Module, batches, accelerator=None) -> int:
     """Replace every BatchNorm's running statistics by their plain average over `batches` (train-mode forwards,
@@ -203,19 +188,6 @@ def enter_finetune_phase(model: RFRNet, optimizer, learning_rate: float, recalib
         group["lr"] = learning_rate
 
 
-def validation_metrics(output, target, hole) -> dict[str, float]:
-    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
-
-    comp = (output.clamp(0, 1) * hole + target * (1 - hole)).float()
-    target = target.float()
-    hole3 = hole.expand_as(target)
-    return {
-        "val/psnr": peak_signal_noise_ratio(comp, target, data_range=1.0).item(),
-        "val/ssim": structural_similarity_index_measure(comp, target, data_range=1.0).item(),
-        "val/hole_l1": ((comp - target).abs() * hole3).sum().item() / max(hole3.sum().item(), 1.0),
-    }
-
-
 @torch.no_grad()
 def run_validation(model, batch, accelerator, step, output_dir: Path):
     was_training = model.training
@@ -225,8 +197,10 @@ def run_validation(model, batch, accelerator, step, output_dir: Path):
         output = model(image, known)
     model.train(was_training)
     hole = 1 - known
-    metrics = validation_metrics(output.float(), image, hole)
-    comp = (output.float().clamp(0, 1) * hole + image * known).cpu()
+    comp = output.float().clamp(0, 1) * hole + image * known
+    metrics = {f"val/{name}": values[values.isfinite()].mean().item()  # a perfect composite's PSNR is inf
+               for name, values in composite_metrics(comp, image, hole).items() if name != "l1_percent"}
+    comp = comp.cpu()
     masked = (image * known + hole * 0.5).cpu()  # holes shown grey
     grid = torch.cat([torch.cat(list(rows), dim=2) for rows in (masked, comp, image.cpu())], dim=1)  # 3 rows
     array = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
@@ -320,31 +294,47 @@ def claim_output_dir(accelerator, args, output_dir: Path) -> None:
     accelerator.wait_for_everyone()
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
-    try:
-        train(args)
-    except UnreadableImagesError as err:
-        raise SystemExit(f"error: {err}") from None
+# -- the run, step by step -------------------------------------------------------------------------------------------
 
 
-def train(args) -> None:
+@dataclass
+class TrainingRun:
+    """What the steps below share: the arguments, Accelerate's state, the model and its optimiser, the data."""
+
+    args: argparse.Namespace
+    accelerator: Accelerator
+    output_dir: Path
+    model: torch.nn.Module  # as prepared by Accelerate (DDP-wrapped on several processes)
+    unwrapped: RFRNet
+    loss_fn: InpaintingLoss
+    optimizer: torch.optim.Optimizer
+    ema: object | None  # diffusers' EMAModel
+    train_set: InpaintingDataset
+    train_loader: torch.utils.data.DataLoader
+    val_batch: dict | None
+    global_step: int = 0
+
+
+def make_accelerator(args) -> Accelerator:
     output_dir = Path(args.output_dir)
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
         log_with=None if args.report_to == "none" else args.report_to,
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+        # Accelerate's seedable sampler: each epoch's order is drawn from (seed, epoch) alone, identical on every
+        # process and after a resume.
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     logger.info(accelerator.state, main_process_only=False)
-    claim_output_dir(accelerator, args, output_dir)
-    set_seed(args.seed)  # same initial weights on every process
+    return accelerator
 
-    # -- model, loss, optimiser ----------------------------------------------------------------------------------
+
+def build_model(args, accelerator):
+    """The network (new or pretrained), the loss with its VGG16, the optimiser and the optional EMA."""
     model = load_pretrained(args.pretrained_model) if args.pretrained_model else \
         RFRNet(**model_kwargs(args.model_config, args.resolution))
-    model.check_values = False  # the data pipeline guarantees finite images and binary masks: no host syncs
     try:
         vgg = load_vgg16_features(args.vgg_weights, allow_random=args.allow_random_vgg)
     except (RuntimeError, ValueError, OSError) as err:
@@ -362,167 +352,245 @@ def train(args) -> None:
         ema = EMAModel(model.parameters(), decay=args.ema_decay, model_cls=RFRNet, model_config=model.config)
         ema.to(accelerator.device)
         accelerator.register_for_checkpointing(ema)
+    return model, loss_fn, optimizer, ema
 
-    # -- data ----------------------------------------------------------------------------------------------------
-    paths = list_images(args.train_data_dir)
+
+def build_data(args) -> tuple[InpaintingDataset, torch.utils.data.DataLoader, dict | None]:
+    """The training set and its loader (shuffled by Accelerate's seedable sampler once prepared), and the fixed
+    validation batch (None without validation images)."""
+    paths = list_images(args.train_data_dir, what="training images")
     if args.validation_data_dir:
-        val_paths = list_images([args.validation_data_dir])[: args.num_validation_images]
+        val_paths = list_images([args.validation_data_dir], what="validation images")[: args.num_validation_images]
     else:
         paths, val_paths = split_validation(paths, args.num_validation_images, args.seed)
     masks = MaskFolder(args.mask_dir) if args.mask_dir else MaskGenerator(tuple(args.hole_range),
                                                                             brush=tuple(args.brush_width))
     train_set = InpaintingDataset(paths, args.resolution, masks, seed=args.seed, min_crop_scale=args.min_crop_scale)
-    sampler = EpochSampler(len(train_set), args.seed)
-    train_loader = torch.utils.data.DataLoader(train_set, batch_size=args.train_batch_size, sampler=sampler,
+    train_loader = torch.utils.data.DataLoader(train_set, batch_size=args.train_batch_size, shuffle=True,
                                                num_workers=args.dataloader_num_workers, drop_last=True)
     val_batch = None
     if val_paths:
         val_set = InpaintingDataset(val_paths, args.resolution, MaskGenerator(tuple(args.hole_range)),
                                     seed=args.seed + 1, train=False)
         val_batch = torch.utils.data.default_collate([val_set[i] for i in range(len(val_set))])
+    return train_set, train_loader, val_batch
 
+
+def set_up(args) -> TrainingRun:
+    accelerator = make_accelerator(args)
+    output_dir = Path(args.output_dir)
+    claim_output_dir(accelerator, args, output_dir)
+    set_seed(args.seed)  # same initial weights on every process
+    model, loss_fn, optimizer, ema = build_model(args, accelerator)
+    train_set, train_loader, val_batch = build_data(args)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     if args.torch_compile:
         model = torch.compile(model)
-    steps_per_epoch = math.ceil(len(train_loader) / args.gradient_accumulation_steps)
-    if steps_per_epoch == 0:
+    if steps_per_epoch(args, train_loader) == 0:
         raise SystemExit(f"error: {len(train_set)} training images make no full batch of "
                          f"{args.train_batch_size} × {accelerator.num_processes} processes")
     if accelerator.is_main_process:
         accelerator.init_trackers("rfr-net", config={k: str(v) for k, v in vars(args).items()})
+    return TrainingRun(args, accelerator, output_dir, model, accelerator.unwrap_model(model), loss_fn, optimizer,
+                       ema, train_set, train_loader, val_batch)
 
-    # -- resume --------------------------------------------------------------------------------------------------
-    global_step = 0
-    if args.resume_from_checkpoint:
-        if args.resume_from_checkpoint == "latest":
-            found = list_checkpoints(output_dir)
-            path = found[-1] if found else None
-        else:
-            path = Path(args.resume_from_checkpoint)
-        if path is None:
-            logger.info("no checkpoint in %s: starting a new run", output_dir)
-        else:
-            accelerator.load_state(str(path))
-            global_step = int(CHECKPOINT_PATTERN.match(path.name).group(1))
-            logger.info("resumed from %s at step %d", path, global_step)
-    unwrapped = accelerator.unwrap_model(model)
 
-    def recalibration_batches():
-        """Training batches of their own order (the main data order is left as it is), moved to the device."""
-        if not args.recalibrate_batchnorm:
-            return None
-        generator = torch.Generator().manual_seed(args.seed * 7919 + accelerator.process_index)
-        loader = torch.utils.data.DataLoader(train_set, batch_size=args.train_batch_size, drop_last=True,
-                                             sampler=torch.utils.data.RandomSampler(train_set, generator=generator),
-                                             num_workers=args.dataloader_num_workers)
-        batches = zip(range(args.recalibrate_batchnorm), loader)
-        return ({k: v.to(accelerator.device) for k, v in batch.items()} for _, batch in batches)
+def steps_per_epoch(args, train_loader) -> int:
+    return math.ceil(len(train_loader) / args.gradient_accumulation_steps)
 
-    if args.finetune and global_step == 0:
-        enter_finetune_phase(unwrapped, optimizer, args.finetune_learning_rate, recalibration_batches(), accelerator)
-    elif args.finetune or (args.finetune_start_step is not None and global_step >= args.finetune_start_step):
-        enter_finetune_phase(unwrapped, optimizer, args.finetune_learning_rate)  # resumed: statistics are saved
 
-    # -- train ---------------------------------------------------------------------------------------------------
-    progress = tqdm(total=args.max_train_steps, initial=global_step, desc="steps",
+def resume(run: TrainingRun) -> None:
+    """Load the checkpoint named by --resume_from_checkpoint (its weights, optimiser, EMA, step), if any."""
+    args = run.args
+    if not args.resume_from_checkpoint:
+        return
+    if args.resume_from_checkpoint == "latest":
+        found = list_checkpoints(run.output_dir)
+        path = found[-1] if found else None
+    else:
+        path = Path(args.resume_from_checkpoint)
+    if path is None:
+        logger.info("no checkpoint in %s: starting a new run", run.output_dir)
+        return
+    run.accelerator.load_state(str(path))
+    run.global_step = int(CHECKPOINT_PATTERN.match(path.name).group(1))
+    logger.info("resumed from %s at step %d", path, run.global_step)
+
+
+def recalibration_batches(run: TrainingRun):
+    """Training batches of their own order (the main data order is left as it is), moved to the device; None when
+    --recalibrate_batchnorm is 0."""
+    args = run.args
+    if not args.recalibrate_batchnorm:
+        return None
+    generator = torch.Generator().manual_seed(args.seed * 7919 + run.accelerator.process_index)
+    loader = torch.utils.data.DataLoader(run.train_set, batch_size=args.train_batch_size, drop_last=True,
+                                         sampler=torch.utils.data.RandomSampler(run.train_set, generator=generator),
+                                         num_workers=args.dataloader_num_workers)
+    batches = zip(range(args.recalibrate_batchnorm), loader)
+    return ({k: v.to(run.accelerator.device) for k, v in batch.items()} for _, batch in batches)
+
+
+def enter_starting_phase(run: TrainingRun) -> None:
+    """A run that starts (or resumes) in the fine-tune phase enters it now; a new one recalibrates first if asked
+    (a resumed one has its statistics in the checkpoint)."""
+    args = run.args
+    if args.finetune and run.global_step == 0:
+        enter_finetune_phase(run.unwrapped, run.optimizer, args.finetune_learning_rate, recalibration_batches(run),
+                             run.accelerator)
+    elif args.finetune or (args.finetune_start_step is not None and run.global_step >= args.finetune_start_step):
+        enter_finetune_phase(run.unwrapped, run.optimizer, args.finetune_learning_rate)
+
+
+def training_step(run: TrainingRun, batch: dict) -> dict[str, torch.Tensor]:
+    """Forward, the official loss, backward and (once the accumulation is complete) an optimiser step."""
+    accelerator = run.accelerator
+    with accelerator.accumulate(run.model):
+        image, known = batch["image"], batch["known"]
+        with accelerator.autocast():
+            output = run.model(image * known, known)
+            terms = run.loss_fn(output.float(), image, known)
+        accelerator.backward(terms["loss"])
+        run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+    return {name: value.detach() for name, value in terms.items()}
+
+
+class LossLog:
+    """Loss terms summed since the last log line; averaged over micro-batches and processes when logged."""
+
+    def __init__(self, device):
+        self.sums, self.micro_batches = {}, 0
+        self.skipped_images = torch.zeros((), device=device)  # unreadable files passed over, over the whole run
+        self.last = {}  # the last logged means, for the model card
+
+    def add(self, terms: dict[str, torch.Tensor], skipped: torch.Tensor) -> None:
+        for name, value in terms.items():
+            self.sums[name] = self.sums.get(name, 0) + value
+        self.micro_batches += 1
+        self.skipped_images += skipped.sum()
+
+    def write(self, run: TrainingRun, progress) -> None:
+        accelerator = run.accelerator
+        logs = {f"train/{k}": accelerator.reduce(v, "mean").item() / self.micro_batches for k, v in self.sums.items()}
+        logs["train/skipped_images"] = accelerator.reduce(self.skipped_images, "sum").item()
+        logs["train/lr"] = run.optimizer.param_groups[0]["lr"]
+        accelerator.log(logs, step=run.global_step)
+        progress.set_postfix(loss=f"{logs['train/loss']:.4f}")
+        self.last = {k.removeprefix("train/"): v for k, v in logs.items() if k != "train/lr"}
+        self.sums, self.micro_batches = {}, 0
+
+
+def after_step(run: TrainingRun, losses: LossLog, progress, last_step: bool) -> None:
+    """Everything due after an optimiser step: EMA, the phase switch, logs, checkpoint, validation, pipelines."""
+    args, step = run.args, run.global_step
+    if run.ema is not None:
+        run.ema.step(run.unwrapped.parameters())
+    if args.finetune_start_step is not None and step == args.finetune_start_step:
+        enter_finetune_phase(run.unwrapped, run.optimizer, args.finetune_learning_rate, recalibration_batches(run),
+                             run.accelerator)
+        logger.info("step %d: fine-tune phase (frozen BatchNorm statistics, lr %g)", step, args.finetune_learning_rate)
+    if step % args.logging_steps == 0 or last_step:
+        losses.write(run, progress)
+    if step % args.checkpointing_steps == 0 or last_step:
+        save_checkpoint(run.accelerator, run.output_dir, step, args.checkpoints_total_limit)
+    if not run.accelerator.is_main_process:
+        return
+    if run.val_batch is not None and (step % args.validation_steps == 0 or last_step):
+        metrics = run_validation(run.unwrapped, run.val_batch, run.accelerator, step, run.output_dir)
+        run.accelerator.log(metrics, step=step)
+        logger.info("step %d validation: %s", step, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    if args.save_pipeline_every and step % args.save_pipeline_every == 0:
+        save_pipeline(run.unwrapped, run.ema, run.output_dir / f"pipeline-{step}", args, step, losses.last)
+
+
+def out_of_time(run: TrainingRun, started: float) -> bool:
+    """Every process must stop at the same step: as soon as any process's clock is over, all stop."""
+    over = time.monotonic() - started > run.args.max_train_seconds
+    return run.accelerator.reduce(torch.tensor(float(over), device=run.accelerator.device), "max").item() > 0
+
+
+def train_loop(run: TrainingRun) -> LossLog:
+    """Steps until --max_train_steps, or --max_train_seconds (checked every logging_steps: the check waits for the
+    device); a resumed run continues mid-epoch where its checkpoint left off."""
+    args, accelerator = run.args, run.accelerator
+    progress = tqdm(total=args.max_train_steps, initial=run.global_step, desc="steps",
                     disable=not accelerator.is_local_main_process)
-    model.train()
-    running, micro_batches, last_losses = {}, 0, {}
-    skipped_images = torch.zeros((), device=accelerator.device)
-    epoch = global_step // steps_per_epoch
+    losses = LossLog(accelerator.device)
+    per_epoch = steps_per_epoch(args, run.train_loader)
+    epoch = run.global_step // per_epoch
     started = time.monotonic()
-
-    def out_of_time() -> bool:
-        """Every process must stop at the same step: as soon as any process's clock is over, all stop."""
-        over = torch.tensor(float(time.monotonic() - started > args.max_train_seconds), device=accelerator.device)
-        return accelerator.reduce(over, "max").item() > 0
-
-    last_step = global_step >= args.max_train_steps  # a resumed, finished run trains no further
+    run.model.train()
+    last_step = run.global_step >= args.max_train_steps  # a resumed, finished run trains no further
     while not last_step:
-        train_set.set_epoch(epoch)
-        sampler.set_epoch(epoch)
-        loader = train_loader
-        done_in_epoch = global_step - epoch * steps_per_epoch
+        loader = run.train_loader
+        done_in_epoch = run.global_step - epoch * per_epoch
         if done_in_epoch:
-            loader = accelerator.skip_first_batches(train_loader, done_in_epoch * args.gradient_accumulation_steps)
+            loader = accelerator.skip_first_batches(run.train_loader, done_in_epoch * args.gradient_accumulation_steps)
+        run.train_set.set_epoch(epoch)  # crops, flips and masks
+        loader.set_epoch(epoch)  # the order
         for batch in loader:
-            with accelerator.accumulate(model):
-                image, known = batch["image"], batch["known"]
-                with accelerator.autocast():
-                    output = model(image * known, known)
-                    terms = loss_fn(output.float(), image, known)
-                accelerator.backward(terms["loss"])
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                skipped_images += batch["skipped"].sum()
-                for name, value in terms.items():
-                    running[name] = running.get(name, 0) + value.detach()
-                micro_batches += 1
+            losses.add(training_step(run, batch), batch["skipped"])
             if not accelerator.sync_gradients:
                 continue
-            global_step += 1
+            run.global_step += 1
             progress.update(1)
-            # Checked every logging_steps only: the check waits for the device.
-            last_step = global_step >= args.max_train_steps or bool(
-                args.max_train_seconds is not None and global_step % args.logging_steps == 0 and out_of_time())
-            if ema is not None:
-                ema.step(unwrapped.parameters())
-            if args.finetune_start_step is not None and global_step == args.finetune_start_step:
-                enter_finetune_phase(unwrapped, optimizer, args.finetune_learning_rate, recalibration_batches(),
-                                     accelerator)
-                logger.info("step %d: fine-tune phase (frozen BatchNorm statistics, lr %g)", global_step,
-                            args.finetune_learning_rate)
-
-            if global_step % args.logging_steps == 0 or last_step:
-                logs = {f"train/{k}": accelerator.reduce(v, "mean").item() / micro_batches for k, v in running.items()}
-                logs["train/skipped_images"] = accelerator.reduce(skipped_images, "sum").item()
-                logs["train/lr"] = optimizer.param_groups[0]["lr"]
-                accelerator.log(logs, step=global_step)
-                progress.set_postfix(loss=f"{logs['train/loss']:.4f}")
-                last_losses = {k.removeprefix("train/"): v for k, v in logs.items() if k != "train/lr"}
-                running, micro_batches = {}, 0
-            if global_step % args.checkpointing_steps == 0 or last_step:
-                save_checkpoint(accelerator, output_dir, global_step, args.checkpoints_total_limit)
-            if accelerator.is_main_process:
-                if val_batch is not None and (global_step % args.validation_steps == 0
-                                              or last_step):
-                    metrics = run_validation(unwrapped, val_batch, accelerator, global_step, output_dir)
-                    accelerator.log(metrics, step=global_step)
-                    logger.info("step %d validation: %s", global_step,
-                                ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-                if args.save_pipeline_every and global_step % args.save_pipeline_every == 0:
-                    save_pipeline(unwrapped, ema, output_dir / f"pipeline-{global_step}", args, global_step,
-                                  last_losses)
+            last_step = run.global_step >= args.max_train_steps or bool(
+                args.max_train_seconds is not None and run.global_step % args.logging_steps == 0
+                and out_of_time(run, started))
+            after_step(run, losses, progress, last_step)
             if last_step:
-                if global_step < args.max_train_steps:
-                    logger.info("step %d: stopping, --max_train_seconds %g reached", global_step,
+                if run.global_step < args.max_train_steps:
+                    logger.info("step %d: stopping, --max_train_seconds %g reached", run.global_step,
                                 args.max_train_seconds)
                 break
         epoch += 1
     progress.close()
+    return losses
 
-    # -- finish --------------------------------------------------------------------------------------------------
+
+def finish(run: TrainingRun, losses: LossLog) -> None:
+    """Check that every process holds the same weights, save (and push) the pipeline, and shut down cleanly."""
+    accelerator, args = run.accelerator, run.args
     accelerator.wait_for_everyone()
     # Every process must end with the same weights (DDP keeps them in step); check rather than assume.
-    checksum = torch.stack([p.detach().double().sum() for p in unwrapped.parameters()]).sum()[None]
+    checksum = torch.stack([p.detach().double().sum() for p in run.unwrapped.parameters()]).sum()[None]
     checksums = accelerator.gather(checksum).tolist()
     logger.info("final weight checksum of each process: %s", checksums)
     if max(checksums) - min(checksums) > 1e-6 * max(1.0, abs(checksums[0])):
         raise RuntimeError(f"processes ended with different weights: {checksums}")
     if accelerator.is_main_process:
-        final = output_dir / "pipeline"
-        save_pipeline(unwrapped, ema, final, args, global_step, last_losses)
+        final = run.output_dir / "pipeline"
+        save_pipeline(run.unwrapped, run.ema, final, args, run.global_step, losses.last)
         logger.info("saved the pipeline to %s", final)
         if args.push_to_hub:
             from huggingface_hub import HfApi
 
             repo_id = args.hub_model_id or final.resolve().parent.name
             HfApi().create_repo(repo_id, exist_ok=True)
-            HfApi().upload_folder(folder_path=final, repo_id=repo_id, commit_message=f"RFR-Net, step {global_step}")
+            HfApi().upload_folder(folder_path=final, repo_id=repo_id, commit_message=f"RFR-Net, step {run.global_step}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
+
+
+def train(args) -> None:
+    run = set_up(args)
+    resume(run)
+    enter_starting_phase(run)
+    # The data pipeline guarantees finite images and binary masks: skip the checks that wait for the device.
+    with run.unwrapped.value_checks(False):
+        losses = train_loop(run)
+    finish(run, losses)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    try:
+        train(args)
+    except UnreadableImagesError as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":

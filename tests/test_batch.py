@@ -12,22 +12,28 @@ from pathlib import Path
 
 import numpy as np
 import PIL.Image
-from test_pipeline import box_mask, photo
+import pytest
 
 from rfr_pipeline import inpaint_folder
 
 ACCELERATE = os.path.join(os.path.dirname(sys.executable), "accelerate")
 
 
-def make_folders(root, count):
-    images, masks = root / "images", root / "masks"
-    images.mkdir()
-    masks.mkdir()
-    for n in range(count):
-        size = (96, 128) if n % 3 else (64, 80)  # two shapes: batches group photos of one shape
-        photo(*size, seed=n).save(images / f"p{n:02d}.png")
-        box_mask(*size, boxes=((10 + n % 5, 12, 40, 50),)).save(masks / f"p{n:02d}.png")
-    return images, masks
+@pytest.fixture
+def make_folders(photo, box_mask):
+    """make_folders(root, count): root/images and root/masks with `count` photos of two shapes and their masks."""
+
+    def make(root, count):
+        images, masks = root / "images", root / "masks"
+        images.mkdir()
+        masks.mkdir()
+        for n in range(count):
+            size = (96, 128) if n % 3 else (64, 80)  # two shapes: batches group photos of one shape
+            photo(*size, seed=n).save(images / f"p{n:02d}.png")
+            box_mask(*size, boxes=((10 + n % 5, 12, 40, 50),)).save(masks / f"p{n:02d}.png")
+        return images, masks
+
+    return make
 
 
 def launch(images, masks, output, model, *extra, processes=2, wait=True):
@@ -57,7 +63,7 @@ def records(output):
     return [json.loads(line) for line in (output / "manifest.jsonl").read_text().splitlines()]
 
 
-def test_two_processes_share_the_folder_and_a_relaunch_rewrites_nothing(tiny_pipeline_dir, tmp_path):
+def test_two_processes_share_the_folder_and_a_relaunch_rewrites_nothing(make_folders, tiny_pipeline_dir, tmp_path):
     images, masks = make_folders(tmp_path, 7)
     code, log = launch(images, masks, tmp_path / "out", tiny_pipeline_dir, "--batch-size", "2")
     assert code == 0, log[-4000:]
@@ -83,7 +89,7 @@ def test_two_processes_share_the_folder_and_a_relaunch_rewrites_nothing(tiny_pip
     assert Counter(r["status"] for r in second) == {"skipped": 7}
 
 
-def test_a_killed_process_loses_no_photo_and_a_relaunch_finishes_the_job(tiny_pipeline_dir, tmp_path):
+def test_a_killed_process_loses_no_photo_and_a_relaunch_finishes_the_job(make_folders, tiny_pipeline_dir, tmp_path):
     images, masks = make_folders(tmp_path, 40)
     output = tmp_path / "out"
     job = launch(images, masks, output, tiny_pipeline_dir, wait=False)

@@ -6,13 +6,14 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT
 
 
 def run(script, tmp_path, *extra):
     out = tmp_path / "report.json"
-    proc = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / script), "--quick", "--output", str(out),
-                           *extra], check=False, capture_output=True, text=True, timeout=600)
+    module = f"benchmarks.{script.removesuffix('.py')}"  # as the README runs them: python -m benchmarks.<name>
+    proc = subprocess.run([sys.executable, "-m", module, "--quick", "--output", str(out), *extra], cwd=REPO_ROOT,
+                          check=False, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(out.read_text()), proc.stdout
 
@@ -45,8 +46,7 @@ def test_benchmark_entry_point_quick(tmp_path):
     assert "pipeline" in stdout and "peak RSS MiB" in stdout
 
 
-def test_benchmark_of_a_saved_model_measures_that_model_and_reports_cases_it_gives_up(tmp_path):
-    from test_model import make_model
+def test_benchmark_of_a_saved_model_measures_that_model_and_reports_cases_it_gives_up(make_model, tmp_path):
 
     from rfr_pipeline import RFRInpaintPipeline
 
@@ -67,8 +67,8 @@ def test_benchmark_of_a_saved_model_measures_that_model_and_reports_cases_it_giv
 
 def test_cuda_checks_refuse_to_run_without_a_gpu(tmp_path):
     # The checks themselves need CUDA (their results: benchmarks/results/cuda_h200.json); on a CPU they say so.
-    proc = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "cuda_checks.py"), "--fixture", "x.pt",
-                           "--output", str(tmp_path / "out.json")],
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.cuda_checks", "--fixture", "x.pt",
+                           "--output", str(tmp_path / "out.json")], cwd=REPO_ROOT,
                           check=False, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert proc.returncode != 0 and "no CUDA device" in proc.stderr

@@ -10,7 +10,6 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from test_pipeline import box_mask, photo
 
 from rfr_pipeline.cli import STRATEGIES
 from rfr_pipeline.cli import main as cli_main
@@ -20,7 +19,7 @@ SCRIPT = os.path.join(os.path.dirname(sys.executable), "rfr-inpaint")
 
 
 @pytest.fixture
-def inputs(tmp_path):
+def inputs(box_mask, photo, tmp_path):
     photo().save(tmp_path / "in.png")
     box_mask().save(tmp_path / "mask.png")
     return tmp_path / "in.png", tmp_path / "mask.png"
@@ -31,7 +30,7 @@ def single(inputs, output, model, *extra):
             *extra]
 
 
-def test_folder_mode_skips_bad_files_and_reports_them(tiny_pipeline_dir, tmp_path, capsys):
+def test_folder_mode_skips_bad_files_and_reports_them(box_mask, photo, tiny_pipeline_dir, tmp_path, capsys):
     images, masks, out = tmp_path / "images", tmp_path / "masks", tmp_path / "out"
     images.mkdir()
     masks.mkdir()
@@ -61,7 +60,7 @@ def test_folder_mode_skips_bad_files_and_reports_them(tiny_pipeline_dir, tmp_pat
     assert {p: p.read_bytes() for p in images.iterdir()} == before
 
 
-def test_folder_mode_keeps_existing_results_unless_asked_and_takes_one_mask_for_all(tiny_pipeline_dir, tmp_path,
+def test_folder_mode_keeps_existing_results_unless_asked_and_takes_one_mask_for_all(box_mask, photo, tiny_pipeline_dir, tmp_path,
                                                                                     capsys):
     images, out = tmp_path / "images", tmp_path / "out"
     images.mkdir()
@@ -83,7 +82,7 @@ def test_folder_mode_keeps_existing_results_unless_asked_and_takes_one_mask_for_
     assert PIL.Image.open(out / "p1.png").size == (128, 96)
 
 
-def test_files_differing_only_in_extension_are_refused_before_any_work(tiny_pipeline_dir, tmp_path, capsys):
+def test_files_differing_only_in_extension_are_refused_before_any_work(box_mask, photo, tiny_pipeline_dir, tmp_path, capsys):
     images, masks, out = tmp_path / "images", tmp_path / "masks", tmp_path / "out"
     images.mkdir()
     masks.mkdir()
@@ -103,7 +102,7 @@ def test_files_differing_only_in_extension_are_refused_before_any_work(tiny_pipe
 
 
 @pytest.mark.parametrize("name, fmt", [("r.png", "PNG"), ("r.JPG", "JPEG"), ("r.jpeg", "JPEG"), ("r.webp", "WEBP")])
-def test_a_single_result_takes_the_format_of_its_extension(tiny_pipeline_dir, inputs, tmp_path, name, fmt):
+def test_a_single_result_takes_the_format_of_its_extension(box_mask, tiny_pipeline_dir, inputs, tmp_path, name, fmt):
     assert cli_main(single(inputs, tmp_path / name, tiny_pipeline_dir)) == 0
     with PIL.Image.open(tmp_path / name) as result:
         assert result.format == fmt and result.size == (128, 96)
@@ -139,7 +138,7 @@ def test_single_file_refusals_and_folders(tiny_pipeline_dir, inputs, tmp_path, c
     assert not [p for p in tmp_path.rglob(".*tmp*")]  # no temporary files left behind
 
 
-def test_a_mask_of_another_size_names_the_option_that_resizes_it(tiny_pipeline_dir, inputs, tmp_path, capsys):
+def test_a_mask_of_another_size_names_the_option_that_resizes_it(box_mask, tiny_pipeline_dir, inputs, tmp_path, capsys):
     box_mask(48, 64, boxes=((10, 15, 25, 35),)).save(inputs[1])
     assert cli_main(single(inputs, tmp_path / "r.png", tiny_pipeline_dir)) == 1
     err = capsys.readouterr().err

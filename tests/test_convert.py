@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from benchmarks.official_reference import OfficialRFRNet
 from rfr_pipeline import RFRNet, load_official_checkpoint
 from rfr_pipeline.convert import official_to_diffusers_key
+from tests.official_reference import OfficialRFRNet
 
 
 @pytest.fixture(scope="module")

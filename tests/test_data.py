@@ -34,8 +34,21 @@ def test_mask_folder_reads_white_as_hole(tmp_path):
     folder = MaskFolder(tmp_path)
     holes = [folder(32, np.random.default_rng(s)) for s in range(10)]
     assert all(h.shape == (32, 32) and 0 < h.mean() < 1 for h in holes)
-    with pytest.raises(ValueError, match="no mask images"):
-        MaskFolder(tmp_path / "empty-dir-that-is-absent")
+    with pytest.raises(ValueError, match="mask images folder .*absent does not exist"):
+        MaskFolder(tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not an image")
+    with pytest.raises(ValueError, match=r"no mask images \(.bmp, .jpeg"):
+        MaskFolder(tmp_path / "empty")
+
+
+def test_every_image_suffix_the_package_reads_is_found_by_training_evaluation_and_masks(tmp_path):
+    from rfr_pipeline import IMAGE_FORMATS
+
+    for n, (suffix, fmt) in enumerate(sorted(IMAGE_FORMATS.items())):
+        PIL.Image.fromarray(np.full((8, 8, 3), 40 * n, np.uint8)).save(tmp_path / f"i{n}{suffix}", format=fmt)
+    assert {p.suffix for p in list_images([tmp_path])} == {".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"}
+    assert len(MaskFolder(tmp_path).paths) == len(IMAGE_FORMATS)
 
 
 @pytest.fixture()

@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
-from conftest import REPO_ROOT, SHARED
 
 import rfr_pipeline
 from rfr_pipeline import DEFAULT_MODEL, RFRInpaintPipeline
 from rfr_pipeline.cli import main as cli_main
+from rfr_pipeline.evaluation import load_mask, load_photo
+from tests.conftest import REPO_ROOT, SHARED
 
 EXAMPLES = REPO_ROOT / "examples"
 VAL = SHARED / "data" / "celeba" / "val"
@@ -81,13 +82,9 @@ def test_it_fills_real_face_holes_with_plausible_content(pipe):
     masks = [MASKS / f"{n:05d}.png" for n in (4100, 6100, 8100)]  # the 20-30 %, 30-40 % and 40-50 % bins
     errors = {"ours": [], "telea": [], "flat": []}
     for path in photos:
-        image = PIL.Image.open(path).convert("RGB")
-        side = min(image.size)
-        box = ((image.width - side) // 2, (image.height - side) // 2, (image.width + side) // 2,
-               (image.height + side) // 2)
-        truth = np.asarray(image.resize((size, size), PIL.Image.Resampling.BICUBIC, box=box)).astype(float)
+        truth = load_photo(path, size).astype(float)
         for mask_path in masks:
-            hole = np.asarray(PIL.Image.open(mask_path).convert("L").resize((size, size), PIL.Image.NEAREST)) > 127
+            hole = load_mask(mask_path, size)
             fills = {
                 "ours": np.asarray(pipe(truth.astype(np.uint8), hole, strategy="original").images[0]),
                 "telea": cv2.inpaint(truth.astype(np.uint8), hole.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA),

@@ -1,67 +1,67 @@
-"""scripts/evaluate.py: metrics with known answers, NVIDIA mask bins, and an end-to-end run."""
+"""rfr_pipeline.evaluation and scripts/evaluate.py: metrics with known answers, hole-area bins, an end-to-end run."""
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import pytest
 import torch
-from conftest import REPO_ROOT
-from test_model import make_model
 
 from rfr_pipeline import RFRInpaintPipeline
 
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
 pytest.importorskip("cv2", reason="opencv-python-headless is not installed")
-import evaluate
+from rfr_pipeline import evaluation
+from scripts import evaluate
 
 
 def test_metrics_known_answers():
     truth = np.full((16, 16, 3), 100, np.uint8)
     hole = np.zeros((16, 16), bool)
     hole[:4] = True
-    same = evaluate.metrics(truth, truth, hole)
+    same = evaluation.image_metrics(truth, truth, hole)
     assert math.isinf(same["psnr"]) and same["ssim"] == pytest.approx(1.0) and same["l1_percent"] == 0
     off = truth.copy()
     off[hole] += 51  # 0.2 off on a quarter of the pixels: MSE = 0.04 / 4 = 0.01 → PSNR 20 dB
-    m = evaluate.metrics(off, truth, hole)
+    m = evaluation.image_metrics(off, truth, hole)
     assert m["psnr"] == pytest.approx(20.0, abs=1e-6)
     assert m["l1_percent"] == pytest.approx(100 * 0.2 / 4) and m["hole_l1"] == pytest.approx(0.2)
     # an infinite PSNR (a perfect composite) is left out of the mean rather than making it infinite
     rows = [{"bin": "1-10%", "method": "x", **same}, {"bin": "1-10%", "method": "x", **m}]
-    assert evaluate.summarise(rows)["1-10%|x"]["psnr"] == pytest.approx(20.0)
+    assert evaluation.summarise(rows)["1-10%|x"]["psnr"] == pytest.approx(20.0)
 
 
 def test_nvidia_bins_from_file_numbers():
-    assert [evaluate.nvidia_bin(Path(f"{n:05d}.png")) for n in (0, 1999, 2000, 5999, 11999)] == [0, 0, 1, 2, 5]
-    assert evaluate.nvidia_bin(Path("mask_a.png")) is None
-    assert evaluate.measured_bin(np.ones((10, 10)) * (np.arange(10) < 3)) == 2  # 30 % → the 20-30 % bin
+    assert [evaluation.nvidia_bin(Path(f"{n:05d}.png")) for n in (0, 1999, 2000, 5999, 11999)] == [0, 0, 1, 2, 5]
+    assert evaluation.nvidia_bin(Path("mask_a.png")) is None
+    assert evaluation.measured_bin(np.ones((10, 10)) * (np.arange(10) < 3)) == 2  # 30 % → the 20-30 % bin
+    assert evaluation.BINS[evaluation.measured_bin(np.ones((10, 10)) * (np.arange(10) < 6))] == "50-60%"
+    assert evaluation.BINS[evaluation.measured_bin(np.ones((10, 10)) * (np.arange(10) < 7))] == "60-100%"
+    assert evaluation.BINS[evaluation.measured_bin(np.ones((10, 10)))] == "60-100%"  # not filed under 50-60 %
 
 
 def test_the_verdict_names_every_bin_baseline_and_metric_the_model_loses():
     def row(psnr, ssim, l1):
         return {"psnr": psnr, "ssim": ssim, "l1_percent": l1}
 
-    summary = {f"{b}|{m}": row(30, 0.9, 2) for b in evaluate.BINS for m in ("telea", "navier-stokes")}
-    summary |= {f"{b}|rfr-net": row(31, 0.95, 1) for b in evaluate.BINS}
+    summary = {f"{b}|{m}": row(30, 0.9, 2) for b in evaluation.BINS for m in ("telea", "navier-stokes")}
+    summary |= {f"{b}|rfr-net": row(31, 0.95, 1) for b in evaluation.BINS}
     methods = ["rfr-net", "telea", "navier-stokes"]
-    assert evaluate.losses_to_baselines(summary, "rfr-net", ["telea", "navier-stokes"], evaluate.BINS[1:]) == []
-    assert "beats telea and navier-stokes on PSNR, SSIM and L1 in every bin" in evaluate.verdict(summary, methods)
+    assert evaluation.losses_to_baselines(summary, "rfr-net", ["telea", "navier-stokes"], evaluation.BINS[1:]) == []
+    assert "beats telea and navier-stokes on PSNR, SSIM and L1 in every bin" in evaluation.verdict(summary, methods)
     summary["30-40%|rfr-net"] = row(31, 0.85, 2)  # worse SSIM, equal L1: both count as losses, to both baselines
     summary["1-10%|rfr-net"] = row(1, 0.1, 50)  # below 10 %: outside the acceptance range
     del summary["50-60%|navier-stokes"]
-    lost = evaluate.losses_to_baselines(summary, "rfr-net", ["telea", "navier-stokes"], evaluate.BINS[1:])
+    lost = evaluation.losses_to_baselines(summary, "rfr-net", ["telea", "navier-stokes"], evaluation.BINS[1:])
     assert lost == ["30-40%: ssim 0.8500 vs telea 0.9000", "30-40%: l1_percent 2.0000 vs telea 2.0000",
                     "30-40%: ssim 0.8500 vs navier-stokes 0.9000", "30-40%: l1_percent 2.0000 vs navier-stokes 2.0000",
                     "50-60%: no navier-stokes results"]
-    assert "does **not** beat" in evaluate.verdict(summary, methods)
-    assert evaluate.verdict(summary, ["telea"]) == ""
+    assert "does **not** beat" in evaluation.verdict(summary, methods)
+    assert evaluation.verdict(summary, ["telea"]) == ""
 
 
-def test_end_to_end_with_a_tiny_model_and_telea(tmp_path):
+def test_end_to_end_with_a_tiny_model_and_telea(make_model, tmp_path):
     images, masks, out = tmp_path / "images", tmp_path / "masks", tmp_path / "out"
     images.mkdir()
     masks.mkdir()

@@ -13,7 +13,8 @@ import numpy as np
 import PIL.Image
 import PIL.ImageOps
 import pytest
-from conftest import REPO_ROOT
+
+from tests.conftest import REPO_ROOT
 
 gradio_app = pytest.importorskip("gradio_app", reason="gradio is not installed")
 from gradio_client import Client, handle_file
@@ -87,6 +88,15 @@ def test_api_returns_an_inpainted_png_with_the_rest_untouched(app_url):
     out = np.asarray(result.convert("RGB"))
     assert np.array_equal(out[~hole], source[~hole]) and (out[hole] != source[hole]).any()
     assert status.startswith("Done in")
+
+
+def test_growing_the_mask_is_the_pipelines_mask_dilation(app):
+    url, inpainter = app
+    photo, layer = EXAMPLES / "ball_photo.png", EXAMPLES / "ball_mask.png"
+    path, _ = Client(url, verbose=False).predict(editor_value(photo, layer), "auto", 6, api_name="/inpaint")
+    expected = inpainter.pipe(PIL.Image.open(photo).convert("RGB"), PIL.Image.fromarray(painted(layer)),
+                              mask_dilation=6).images[0]
+    assert np.array_equal(np.asarray(PIL.Image.open(path).convert("RGB")), np.asarray(expected))
 
 
 def test_api_explains_what_is_wrong(app_url, tmp_path):
@@ -417,7 +427,9 @@ def test_in_a_real_browser_an_example_shows_the_mask_it_repaints(app_url):
         assert page.get_by_role("button", name="Share").count() == 0
     out = np.asarray(PIL.Image.open(io.BytesIO(body)).convert("RGB"))
     changed = (out != source).any(-1)
-    grown = gradio_app.dilate(__import__("torch").from_numpy(shown), 4 + 2).numpy()  # the app grows it by 4
+    from rfr_pipeline.image_processing import dilate
+
+    grown = dilate(__import__("torch").from_numpy(shown), 4 + 2).numpy()  # the app grows it by 4
     assert changed[example_hole].mean() > 0.5 and changed[stroke].mean() > 0.5  # both repainted...
     assert not changed[~grown].any()  # ...and nothing else
 

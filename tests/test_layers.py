@@ -3,10 +3,10 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import assert_equal_up_to_rounding
 
-from benchmarks.official_reference import OfficialPartialConv2d
 from rfr_pipeline.modeling_rfr import KnowledgeConsistentAttention, PartialConv2d, UpConv, _box_sum_3x3
+from tests.conftest import assert_equal_up_to_rounding
+from tests.official_reference import OfficialPartialConv2d
 
 pytestmark = pytest.mark.numerics  # .ci/run repeats these on the AVX2 kernels
 
@@ -74,18 +74,21 @@ def test_grouped_masks_equal_the_official_concatenated_mask():
 
 def test_attention_conv_and_bmm_backends_agree():
     torch.manual_seed(0)
-    attention = KnowledgeConsistentAttention(8)
+    reference = KnowledgeConsistentAttention(8)
     features = torch.randn(2, 8, 6, 5, requires_grad=True)
     mask = (torch.rand(2, 1, 12, 10) > 0.5).float()
     results = {}
     for backend in ("conv", "bmm"):
-        attention.matmul_backend = backend
+        attention = KnowledgeConsistentAttention(8, matmul_backend=backend)
+        attention.load_state_dict(reference.state_dict())
         _, memory = attention(features, mask, None)
         out2, _ = attention(features, mask, memory)
         (grad,) = torch.autograd.grad(out2.sum(), features)
         results[backend] = (out2, grad)
     torch.testing.assert_close(results["conv"][0], results["bmm"][0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(results["conv"][1], results["bmm"][1], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match='matmul_backend must be None .by device., "conv" or "bmm"'):
+        KnowledgeConsistentAttention(8, matmul_backend="cuda")
 
 
 def test_attention_stays_float32_under_autocast_and_in_half_models():

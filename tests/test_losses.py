@@ -1,11 +1,11 @@
-"""The training loss equals the official formula (benchmarks/official_reference.py) and hand-computed values."""
+"""The training loss equals the official formula (tests/official_reference.py) and hand-computed values."""
 
 import pytest
 import torch
 
-from benchmarks.official_reference import official_generator_loss
 from rfr_pipeline.losses import InpaintingLoss, gram_matrix, total_variation
 from rfr_pipeline.vgg import VGG16Features
+from tests.official_reference import official_generator_loss
 
 pytestmark = pytest.mark.numerics  # .ci/run repeats these on the AVX2 kernels
 

@@ -8,23 +8,6 @@ from torch import nn
 
 from rfr_pipeline import RFRNet
 
-TINY = {"trunk_channels": 8, "reasoning_channels": (8, 16, 16), "tail_channels": 8, "tail_bottleneck_channels": 2}
-
-
-def make_model(seed=0, **overrides):
-    torch.manual_seed(seed)
-    model = RFRNet(**{**TINY, **overrides})
-    # Non-default BatchNorm statistics, so that eval mode is not an identity and mistakes show.
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.2, 0.2)
-                module.running_var.uniform_(0.5, 1.5)
-                module.weight.uniform_(0.7, 1.3)
-                module.bias.uniform_(-0.2, 0.2)
-        model.feature_reasoning.attention.ratio.fill_(0.4)
-    return model.eval()
-
 
 def make_inputs(batch=2, height=64, width=48, seed=1):
     g = torch.Generator().manual_seed(seed)
@@ -42,7 +25,7 @@ def test_defaults_are_the_published_network():
     assert sum(p.numel() for p in RFRNet(trunk_kernel_size=5).parameters()) == 30_929_153
 
 
-def test_output_shape_dtype_and_eval_determinism():
+def test_output_shape_dtype_and_eval_determinism(make_model):
     model = make_model()
     image, known = make_inputs()
     with torch.no_grad():
@@ -53,7 +36,7 @@ def test_output_shape_dtype_and_eval_determinism():
     assert torch.equal(first, second)
 
 
-def test_hole_pixels_have_no_influence_even_nan():
+def test_hole_pixels_have_no_influence_even_nan(make_model):
     model = make_model()
     image, known = make_inputs()
     hole = known == 0
@@ -71,7 +54,7 @@ def test_hole_pixels_have_no_influence_even_nan():
 
 
 @pytest.mark.numerics
-def test_three_channel_mask_equals_one_channel_mask():
+def test_three_channel_mask_equals_one_channel_mask(make_model):
     model = make_model()
     image, known = make_inputs()
     with torch.no_grad():
@@ -80,7 +63,7 @@ def test_three_channel_mask_equals_one_channel_mask():
 
 @pytest.mark.numerics
 @pytest.mark.parametrize("height,width", [(64, 48), (192, 320)])
-def test_batch_equals_samples_one_by_one(height, width):
+def test_batch_equals_samples_one_by_one(make_model, height, width):
     model = make_model()
     image, known = make_inputs(batch=3, height=height, width=width)
     with torch.no_grad():
@@ -90,7 +73,7 @@ def test_batch_equals_samples_one_by_one(height, width):
     torch.testing.assert_close(batched, single, rtol=0, atol=1e-5)
 
 
-def test_gradients_reach_every_parameter():
+def test_gradients_reach_every_parameter(make_model):
     model = make_model().train()
     image, known = make_inputs()
     out = model(image * known, known)
@@ -100,7 +83,7 @@ def test_gradients_reach_every_parameter():
         assert param.grad.abs().sum() > 0, name
 
 
-def test_train_and_eval_return_the_model_and_switch_batchnorm():
+def test_train_and_eval_return_the_model_and_switch_batchnorm(make_model):
     model = make_model()
     assert model.train() is model and model.training
     assert all(m.training for m in model.modules() if isinstance(m, nn.BatchNorm2d))
@@ -108,7 +91,7 @@ def test_train_and_eval_return_the_model_and_switch_batchnorm():
     assert not any(m.training for m in model.modules() if isinstance(m, nn.BatchNorm2d))
 
 
-def test_finetune_mode_freezes_batchnorm_statistics_but_trains_affine():
+def test_finetune_mode_freezes_batchnorm_statistics_but_trains_affine(make_model):
     model = make_model()
     assert model.enable_finetune_mode() is model and model.finetune_mode
     model.train()  # a later train() call, as a training loop makes, must not undo it
@@ -129,7 +112,7 @@ def test_finetune_mode_freezes_batchnorm_statistics_but_trains_affine():
 
 
 @pytest.mark.numerics
-def test_float64_and_bfloat16_agree_with_float32():
+def test_float64_and_bfloat16_agree_with_float32(make_model):
     model = make_model()
     image, known = make_inputs()
     with torch.no_grad():
@@ -141,7 +124,7 @@ def test_float64_and_bfloat16_agree_with_float32():
     assert (outbf16.float() - reference).abs().max() < 0.1 * reference.abs().max()
 
 
-def test_concurrent_calls_do_not_share_attention_memory():
+def test_concurrent_calls_do_not_share_attention_memory(make_model):
     model = make_model()
     inputs = [make_inputs(batch=1, seed=s) for s in range(4)]
     with torch.no_grad():
@@ -173,13 +156,13 @@ def test_concurrent_calls_do_not_share_attention_memory():
         ((1, 3, 32, 32), (1, 1, 32, 48), "known_mask must be"),
     ],
 )
-def test_bad_shapes_are_refused_clearly(image_shape, mask_shape, message):
+def test_bad_shapes_are_refused_clearly(make_model, image_shape, mask_shape, message):
     model = make_model()
     with pytest.raises(ValueError, match=message):
         model(torch.rand(image_shape), torch.ones(mask_shape))
 
 
-def test_bad_values_are_refused_clearly():
+def test_bad_values_are_refused_clearly(make_model):
     model = make_model()
     image, known = make_inputs(batch=1)
     with pytest.raises(ValueError, match="binary"):
@@ -194,9 +177,16 @@ def test_bad_values_are_refused_clearly():
         model(image, three)
     with pytest.raises(ValueError, match="floating-point"):
         model((image * 255).to(torch.uint8), known)
+    # A training loop whose data guarantees the values may skip those checks (they wait for the device), in a block.
+    with model.value_checks(False):
+        model(image, known * 0.5)
+        with pytest.raises(ValueError, match="floating-point"):  # type and shape checks still run
+            model((image * 255).to(torch.uint8), known)
+    with pytest.raises(ValueError, match="binary"):
+        model(image, known * 0.5)
 
 
-def test_save_and_load_with_diffusers(tmp_path):
+def test_save_and_load_with_diffusers(make_model, tmp_path):
     model = make_model(trunk_kernel_size=5, num_iterations=3)
     model.save_pretrained(tmp_path)
     assert (tmp_path / "diffusion_pytorch_model.safetensors").is_file()

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from conftest import load_official_fixture, requires_shared
 
 from rfr_pipeline import load_official_checkpoint
+from tests.conftest import load_official_fixture, requires_shared
 
 pytestmark = [requires_shared, pytest.mark.numerics]  # .ci/run repeats these on the AVX2 kernels
 

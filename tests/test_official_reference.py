@@ -1,13 +1,13 @@
-"""The benchmark's restatement of the official code (benchmarks/official_reference.py) must compute what the
+"""The benchmark's restatement of the official code (tests/official_reference.py) must compute what the
 official code computes, or the speed ratios we report would compare against the wrong thing. It also serves as a
 second oracle for RFRNet on shapes the fixtures do not cover (non-square, batches)."""
 
 import pytest
 import torch
-from conftest import load_official_fixture, requires_shared
 
-from benchmarks.official_reference import OfficialRFRNet
 from rfr_pipeline import load_official_checkpoint
+from tests.conftest import load_official_fixture, requires_shared
+from tests.official_reference import OfficialRFRNet
 
 pytestmark = pytest.mark.numerics  # .ci/run repeats these on the AVX2 kernels
 

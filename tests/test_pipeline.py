@@ -10,29 +10,13 @@ import pytest
 import torch
 from diffusers import DiffusionPipeline
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
-from test_model import make_model
 
 from rfr_pipeline import RFRInpaintPipeline
 
 
 @pytest.fixture(scope="module")
-def pipe():
+def pipe(make_model):
     return RFRInpaintPipeline(rfrnet=make_model(sample_size=64))
-
-
-def photo(height=96, width=128, seed=0, mode="RGB"):
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    base = np.stack([x * 255 / width, y * 255 / height, (x + y) * 127 / (width + height)], -1)
-    array = np.clip(base + rng.integers(-20, 20, (height, width, 3)), 0, 255).astype(np.uint8)
-    return PIL.Image.fromarray(array).convert(mode)
-
-
-def box_mask(height=96, width=128, boxes=((20, 30, 50, 70),)):
-    mask = np.zeros((height, width), np.uint8)
-    for top, left, bottom, right in boxes:
-        mask[top:bottom, left:right] = 255
-    return PIL.Image.fromarray(mask)
 
 
 def hole_of(mask: PIL.Image.Image) -> np.ndarray:
@@ -49,7 +33,7 @@ def assert_known_identical(result: PIL.Image.Image, image: PIL.Image.Image, hole
 # -- inputs and outputs -------------------------------------------------------------------------------------------
 
 
-def test_pil_in_pil_out_keeps_known_pixels_bit_identical(pipe):
+def test_pil_in_pil_out_keeps_known_pixels_bit_identical(box_mask, photo, pipe):
     image, mask = photo(), box_mask()
     output = pipe(image=image, mask_image=mask)
     assert isinstance(output, ImagePipelineOutput) and len(output.images) == 1
@@ -57,7 +41,7 @@ def test_pil_in_pil_out_keeps_known_pixels_bit_identical(pipe):
     assert_known_identical(output.images[0], image, hole_of(mask))
 
 
-def test_every_input_type_gives_the_same_result(pipe):
+def test_every_input_type_gives_the_same_result(box_mask, photo, pipe):
     image, mask = photo(), box_mask()
     array = np.asarray(image)
     mask_array = np.array(mask)
@@ -78,7 +62,7 @@ def test_every_input_type_gives_the_same_result(pipe):
         np.testing.assert_allclose(got, reference, rtol=0, atol=1e-6, err_msg=name)
 
 
-def test_output_types_and_tuple_return(pipe):
+def test_output_types_and_tuple_return(box_mask, photo, pipe):
     image, mask = photo(), box_mask()
     as_np = pipe(image, mask, output_type="np").images
     as_pt = pipe(image, mask, output_type="pt").images
@@ -100,7 +84,7 @@ def test_float_inputs_keep_their_exact_values_outside_the_hole(pipe):
 
 
 @pytest.mark.numerics
-def test_batch_equals_one_by_one(pipe):
+def test_batch_equals_one_by_one(box_mask, photo, pipe):
     images = [photo(seed=s) for s in range(3)]
     masks = [box_mask(boxes=((10 + 10 * s, 20, 40 + 10 * s, 60),)) for s in range(3)]
     batched = pipe(images, masks, output_type="np").images
@@ -111,18 +95,23 @@ def test_batch_equals_one_by_one(pipe):
     assert shared.shape == (3, 96, 128, 3)
 
 
-def test_images_of_different_sizes_come_back_as_a_list(pipe):
+def test_images_of_different_sizes_come_back_as_a_list(box_mask, photo, pipe):
     images = [photo(64, 80), photo(96, 128)]
     masks = [box_mask(64, 80, ((5, 5, 20, 20),)), box_mask()]
     out = pipe(images, masks, output_type="pt").images
-    assert isinstance(out, list) and [tuple(o.shape) for o in out] == [(1, 3, 64, 80), (1, 3, 96, 128)]
+    assert isinstance(out, list) and [tuple(o.shape) for o in out] == [(3, 64, 80), (3, 96, 128)]
+    arrays = pipe(images, masks, output_type="np").images
+    assert isinstance(arrays, list) and [a.shape for a in arrays] == [(64, 80, 3), (96, 128, 3)]
+    # images[i] has the same shape whether the batch was stacked or not
+    assert pipe(images[1], masks[1], output_type="np").images[0].shape == arrays[1].shape
+    np.testing.assert_array_equal(pipe(images[1], masks[1], output_type="np").images[0], arrays[1])
 
 
 # -- sizes and strategies -----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("size", [(250, 333), (17, 1), (1, 17), (31, 47)])
-def test_odd_sizes(pipe, size):
+def test_odd_sizes(photo, pipe, size):
     height, width = size
     image = photo(height, width)
     mask = np.zeros((height, width), np.uint8)
@@ -133,7 +122,7 @@ def test_odd_sizes(pipe, size):
 
 
 @pytest.mark.parametrize("strategy", ["original", "resize", "crop", "auto"])
-def test_strategies_on_a_large_photo(pipe, strategy):
+def test_strategies_on_a_large_photo(box_mask, photo, pipe, strategy):
     image = photo(768, 1024)
     mask = box_mask(768, 1024, ((100, 150, 180, 260), (500, 700, 600, 820)))
     calls = []
@@ -153,7 +142,7 @@ def test_strategies_on_a_large_photo(pipe, strategy):
         assert len(calls) == 2 and all(s[0] == 1 and max(s[-2:]) <= 256 for s in calls)
 
 
-def test_crop_merges_overlapping_windows(pipe):
+def test_crop_merges_overlapping_windows(box_mask, photo, pipe):
     image = photo(600, 800)
     mask = box_mask(600, 800, ((100, 100, 140, 140), (150, 150, 180, 190)))
     calls = []
@@ -169,7 +158,7 @@ def test_crop_merges_overlapping_windows(pipe):
 # -- masks and photos of every kind -------------------------------------------------------------------------------
 
 
-def test_rgba_photo_keeps_its_alpha(pipe):
+def test_rgba_photo_keeps_its_alpha(box_mask, photo, pipe):
     image = photo()
     alpha = PIL.Image.fromarray(np.tile(np.linspace(0, 255, 128, dtype=np.uint8), (96, 1)))
     rgba = image.copy()
@@ -180,14 +169,14 @@ def test_rgba_photo_keeps_its_alpha(pipe):
     assert_known_identical(result.convert("RGB"), image, hole_of(box_mask()))
 
 
-def test_grayscale_photo_comes_back_grayscale(pipe):
+def test_grayscale_photo_comes_back_grayscale(box_mask, photo, pipe):
     image = photo(mode="L")
     result = pipe(image, box_mask()).images[0]
     assert result.mode == "L"
     assert_known_identical(result, image, hole_of(box_mask()))
 
 
-def test_rgba_painted_layer_uses_alpha_whatever_the_brush_colour(pipe):
+def test_rgba_painted_layer_uses_alpha_whatever_the_brush_colour(box_mask, photo, pipe):
     image, mask = photo(), box_mask()
     expected = pipe(image, mask, output_type="np").images
     for brush in [(0, 0, 0), (255, 255, 255), (255, 0, 0)]:
@@ -200,7 +189,7 @@ def test_rgba_painted_layer_uses_alpha_whatever_the_brush_colour(pipe):
     np.testing.assert_array_equal(pipe(image, opaque, output_type="np").images, expected)
 
 
-def test_inverted_looking_mask_is_taken_literally_warned_about_and_invertible(pipe, caplog):
+def test_inverted_looking_mask_is_taken_literally_warned_about_and_invertible(box_mask, photo, pipe, caplog):
     image = photo()
     black_hole = PIL.Image.fromarray(255 - np.asarray(box_mask(boxes=((40, 50, 45, 55),))))  # black = hole
     with caplog.at_level(logging.WARNING, logger="rfr_pipeline.pipeline_rfr_inpaint"):
@@ -211,7 +200,7 @@ def test_inverted_looking_mask_is_taken_literally_warned_about_and_invertible(pi
     assert_known_identical(inverted, image, ~hole_of(black_hole))
 
 
-def test_exif_orientation_is_respected(pipe):
+def test_exif_orientation_is_respected(box_mask, photo, pipe):
     image = photo(96, 128)
     exif = PIL.Image.Exif()
     exif[0x0112] = 6  # rotate 90° clockwise when displayed
@@ -228,7 +217,7 @@ def test_exif_orientation_is_respected(pipe):
 # -- edge cases ---------------------------------------------------------------------------------------------------
 
 
-def test_empty_mask_returns_the_input_without_running_the_model(pipe):
+def test_empty_mask_returns_the_input_without_running_the_model(photo, pipe):
     image = photo()
     calls = []
     hook = pipe.rfrnet.register_forward_pre_hook(lambda *args: calls.append(1))
@@ -240,12 +229,16 @@ def test_empty_mask_returns_the_input_without_running_the_model(pipe):
     assert np.array_equal(np.asarray(result), np.asarray(image))
 
 
-def test_full_mask_does_not_crash(pipe):
-    result = pipe(photo(), np.full((96, 128), 255, np.uint8), output_type="np").images
-    assert result.shape == (1, 96, 128, 3) and np.isfinite(result).all()
+def test_a_full_mask_gives_a_flat_colour(photo, pipe):
+    """As the README says: no context, no content. The network's zero padding tints the outermost pixels only."""
+    for size in ((96, 128), (200, 300)):
+        result = pipe(photo(*size), np.full(size, 255, np.uint8), output_type="np").images
+        assert result.shape == (1, *size, 3) and np.isfinite(result).all()
+        inner = (result[0, 8:-8, 8:-8] * 255).round().reshape(-1, 3)
+        assert np.ptp(inner, axis=0).max() == 0, np.ptp(inner, axis=0)
 
 
-def test_mask_dilation_and_feathering(pipe):
+def test_mask_dilation_and_feathering(box_mask, photo, pipe):
     image, mask = photo(), box_mask()
     hole = hole_of(mask)
     grown = pipe(image, mask, mask_dilation=4).images[0]
@@ -259,7 +252,7 @@ def test_mask_dilation_and_feathering(pipe):
     assert changed[~hole].any() and not changed[~within_3px].any()
 
 
-def test_bad_inputs_are_refused_clearly(pipe):
+def test_bad_inputs_are_refused_clearly(box_mask, photo, pipe):
     image = photo()
     with pytest.raises(ValueError, match="pass resize_mask=True"):
         pipe(image, box_mask(48, 64))
@@ -296,7 +289,7 @@ def test_bad_inputs_are_refused_clearly(pipe):
                                   pipe(image, box_mask(), mask_dilation=2, output_type="np").images)
 
 
-def test_16_bit_arrays_are_read_as_16_bit_however_dark(pipe):
+def test_16_bit_arrays_are_read_as_16_bit_however_dark(box_mask, photo, pipe):
     eight_bit = np.asarray(photo())
     sixteen_bit = eight_bit.astype(np.uint16) * 257  # the same picture at 16 bits
     np.testing.assert_array_equal(pipe(sixteen_bit, box_mask(), output_type="np").images,
@@ -330,7 +323,7 @@ def test_unloadable_folders_name_the_file_and_the_problem(pipe, tmp_path):
 # -- saving and loading -------------------------------------------------------------------------------------------
 
 
-def test_save_and_load_a_local_folder(pipe, tmp_path):
+def test_save_and_load_a_local_folder(box_mask, photo, pipe, tmp_path):
     pipe.save_pretrained(tmp_path)
     index = json.loads((tmp_path / "model_index.json").read_text())
     assert index["_class_name"] == "RFRInpaintPipeline" and index["rfrnet"] == ["rfr_pipeline", "RFRNet"]
@@ -342,7 +335,26 @@ def test_save_and_load_a_local_folder(pipe, tmp_path):
     assert isinstance(generic, RFRInpaintPipeline)
 
 
-def test_a_checkpoint_carries_its_default_strategy_and_working_size(pipe, tmp_path):
+def test_an_incompatible_diffusers_fails_loudly_and_the_supported_range_is_the_declared_one(monkeypatch):
+    """The registration extends diffusers internals: if a release drops them, say so and which releases work."""
+    import tomllib
+
+    import diffusers
+    from diffusers.pipelines import pipeline_loading_utils
+    from packaging.specifiers import SpecifierSet
+
+    from rfr_pipeline import _diffusers_registration as registration
+    from tests.conftest import REPO_ROOT
+
+    declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert f"diffusers{registration.SUPPORTED_DIFFUSERS}" in declared
+    assert diffusers.__version__ in SpecifierSet(registration.SUPPORTED_DIFFUSERS)  # what this run checks
+    monkeypatch.delattr(pipeline_loading_utils, "LOADABLE_CLASSES")
+    with pytest.raises(ImportError, match=r"cannot register .* Install a supported diffusers: .*diffusers>=0\.35"):
+        registration.register(RFRInpaintPipeline)
+
+
+def test_a_checkpoint_carries_its_default_strategy_and_working_size(box_mask, photo, pipe, tmp_path):
     faces = RFRInpaintPipeline(rfrnet=pipe.rfrnet, default_strategy="resize", default_working_size=48)
     faces.save_pretrained(tmp_path)
     index = json.loads((tmp_path / "model_index.json").read_text())
@@ -364,7 +376,7 @@ def test_a_checkpoint_carries_its_default_strategy_and_working_size(pipe, tmp_pa
         RFRInpaintPipeline(rfrnet=pipe.rfrnet, default_working_size=50)
 
 
-def test_fp16_variant_and_dtype(pipe, tmp_path):
+def test_fp16_variant_and_dtype(box_mask, make_model, photo, pipe, tmp_path):
     half = RFRInpaintPipeline(rfrnet=make_model(sample_size=64).to(torch.float16))
     half.save_pretrained(tmp_path, variant="fp16")
     assert (tmp_path / "rfrnet" / "diffusion_pytorch_model.fp16.safetensors").is_file()
@@ -386,7 +398,7 @@ def test_sharded_weights(pipe, tmp_path):
         assert torch.equal(loaded.rfrnet.state_dict()[name], tensor), name
 
 
-def test_hub_repo_id_from_the_offline_cache(pipe, tmp_path):
+def test_hub_repo_id_from_the_offline_cache(box_mask, photo, pipe, tmp_path):
     """A repo id resolves through huggingface_hub's cache (HF_HUB_OFFLINE=1, set by conftest): fill the cache the way
     a download would, then load by id."""
     from huggingface_hub import constants

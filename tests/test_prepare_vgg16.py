@@ -6,18 +6,14 @@ archive of the same layout, and the real file's conversion is checked by running
 import hashlib
 import io
 import pickle
-import sys
 import tarfile
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT
-
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
-import prepare_vgg16
 
 from rfr_pipeline.vgg import VGG16_CONV_INDICES, VGG16Features
+from scripts import prepare_vgg16
 
 CHANNELS = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
             (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)]

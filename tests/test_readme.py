@@ -11,7 +11,8 @@ import sys
 import numpy as np
 import PIL.Image
 import pytest
-from conftest import REPO_ROOT
+
+from tests.conftest import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
 FENCED = re.compile(r"```(\w*)\n(.*?)```", re.DOTALL)

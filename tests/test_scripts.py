@@ -1,23 +1,16 @@
 """Scripts: official checkpoint conversion, Hub upload checks, packaging the default model, the example grid."""
 
-import sys
 
 import numpy as np
 import PIL.Image
 import pytest
 import safetensors.torch
 import torch
-from conftest import REPO_ROOT, load_official_fixture, requires_shared
-from test_pipeline import box_mask, photo
 
-from benchmarks.official_reference import OfficialRFRNet
 from rfr_pipeline import RFRInpaintPipeline
-
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
-import convert_official_checkpoint
-import make_example_grid
-import package_default_model
-import push_to_hub
+from scripts import convert_official_checkpoint, make_example_grid, package_default_model, push_to_hub
+from tests.conftest import REPO_ROOT, load_official_fixture, requires_shared
+from tests.official_reference import OfficialRFRNet
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +72,7 @@ def test_push_to_hub_checks_the_folder_before_uploading(tmp_path, capsys):
     assert "no model_index.json" in capsys.readouterr().err
 
 
-def test_packaging_the_default_model_writes_its_serving_defaults_and_card_and_refuses_oversize(tiny_pipeline_dir,
+def test_packaging_the_default_model_writes_its_serving_defaults_and_card_and_refuses_oversize(box_mask, photo, tiny_pipeline_dir,
                                                                                               tmp_path, capsys):
     evaluation = tmp_path / "eval"
     evaluation.mkdir()

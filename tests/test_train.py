@@ -1,7 +1,9 @@
 """scripts/train.py for real: multi-process Accelerate, exact resume, a killed run, the fine-tune phase, bad data.
 
-Tiny model, 32² crops of images the tests draw themselves, a random-weight VGG (--allow_random_vgg)."""
+Tiny model, 32² crops of images the tests draw themselves, a random-weight VGG (--allow_random_vgg). Runs that need
+their own processes (two processes, a killed run) are launched; the others run `train.main` in the test process."""
 
+import logging
 import os
 import signal
 import socket
@@ -13,9 +15,9 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from conftest import REPO_ROOT
 
 from rfr_pipeline import RFRInpaintPipeline
+from tests.conftest import REPO_ROOT
 
 TRAIN = str(REPO_ROOT / "scripts" / "train.py")
 
@@ -47,11 +49,36 @@ def env():
     return {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
 
-def run(args, timeout=300, umask=None):
+def run(args, timeout=300):
     proc = subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, timeout=timeout,
-                          env=env(), preexec_fn=None if umask is None else (lambda: os.umask(umask)))
+                          env=env())
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     return proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def train_here(monkeypatch, caplog):
+    """train_here(args) runs scripts/train.py's main in this process (one CPU process, as `python train.py` would)
+    and returns its log; Accelerate's process-wide state is reset after each run."""
+    from accelerate.state import AcceleratorState
+
+    from scripts import train
+
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "1")
+
+    def run_here(args, umask=None):
+        caplog.clear()
+        previous_umask = None if umask is None else os.umask(umask)
+        try:
+            with caplog.at_level(logging.INFO):
+                train.main(args[1:])  # args[0] is the script
+        finally:
+            AcceleratorState._reset_state(reset_partial_state=True)
+            if previous_umask is not None:
+                os.umask(previous_umask)
+        return caplog.text
+
+    return run_here
 
 
 def weights(folder):
@@ -68,9 +95,16 @@ def test_two_processes_train_in_step_and_write_a_loadable_pipeline(data_dir, tmp
     launch = [os.path.join(os.path.dirname(sys.executable), "accelerate"), "launch", "--multi_gpu",
               "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
               "--main_process_port", str(free_port())]
-    proc = subprocess.run([*launch, *train_args(data_dir, tmp_path / "out", "--max_train_steps", "3")],
-                          check=False, capture_output=True, text=True, timeout=600, env=env())
-    log = proc.stdout + proc.stderr
+    # Its own process group: on a timeout the launcher and both workers are killed, not left holding the port.
+    proc = subprocess.Popen([*launch, *train_args(data_dir, tmp_path / "out", "--max_train_steps", "3")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(),
+                            start_new_session=True)
+    try:
+        log, _ = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        log, _ = proc.communicate()
+        pytest.fail("two-process training did not finish in 600 s:\n" + log[-6000:])
     assert proc.returncode == 0, log[-6000:]
     assert "Num processes: 2" in log
     assert "Process index: 0" in log and "Process index: 1" in log
@@ -84,11 +118,12 @@ def test_two_processes_train_in_step_and_write_a_loadable_pipeline(data_dir, tmp
     assert (tmp_path / "out" / "validation" / "step-3.png").is_file()
 
 
-def test_resume_continues_exactly(data_dir, tmp_path):
-    run(train_args(data_dir, tmp_path / "straight", "--max_train_steps", "6"))
-    run(train_args(data_dir, tmp_path / "resumed", "--max_train_steps", "4"))
+def test_resume_continues_exactly(data_dir, tmp_path, train_here):
+    # 14 photos, 2 held out, batches of 2: 6 steps an epoch; resuming at step 4 continues mid-epoch
+    train_here(train_args(data_dir, tmp_path / "straight", "--max_train_steps", "8"))
+    train_here(train_args(data_dir, tmp_path / "resumed", "--max_train_steps", "4"))
     assert (tmp_path / "resumed" / "checkpoint-4").is_dir()
-    run(train_args(data_dir, tmp_path / "resumed", "--max_train_steps", "6", "--resume_from_checkpoint", "latest"))
+    train_here(train_args(data_dir, tmp_path / "resumed", "--max_train_steps", "8", "--resume_from_checkpoint", "latest"))
     straight, resumed = weights(tmp_path / "straight" / "pipeline"), weights(tmp_path / "resumed" / "pipeline")
     for name, tensor in straight.items():
         torch.testing.assert_close(resumed[name], tensor, rtol=1e-6, atol=1e-7, msg=name)
@@ -116,9 +151,9 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(data_dir, tmp_path):
     assert sorted(p.name for p in out.glob("checkpoint-*")) == [f"checkpoint-{done[-1] + 1}", f"checkpoint-{done[-1] + 2}"]
 
 
-def test_a_time_budget_stops_the_run_with_a_checkpoint_and_a_pipeline(data_dir, tmp_path):
+def test_a_time_budget_stops_the_run_with_a_checkpoint_and_a_pipeline(data_dir, tmp_path, train_here):
     out = tmp_path / "timed"
-    log = run(train_args(data_dir, out, "--max_train_steps", "1000000", "--max_train_seconds", "4",
+    log = train_here(train_args(data_dir, out, "--max_train_steps", "1000000", "--max_train_seconds", "4",
                          "--checkpointing_steps", "1000000", "--logging_steps", "2"))
     stopped = int(log.split("stopping, --max_train_seconds 4 reached")[0].rsplit("step ", 1)[1].rstrip(": "))
     assert 2 <= stopped < 1000000 and stopped % 2 == 0  # checked every logging step
@@ -126,46 +161,45 @@ def test_a_time_budget_stops_the_run_with_a_checkpoint_and_a_pipeline(data_dir, 
     assert RFRInpaintPipeline.from_pretrained(out / "pipeline").rfrnet.config.sample_size == 32
 
 
-def test_a_finished_run_is_never_mixed_with_a_new_one_and_its_files_are_ordinary(data_dir, tmp_path):
+def test_a_finished_run_is_never_mixed_with_a_new_one_and_its_files_are_ordinary(data_dir, tmp_path, train_here):
     out = tmp_path / "run"
-    run(train_args(data_dir, out, "--max_train_steps", "2", "--save_pipeline_every", "2"), umask=0o022)
+    train_here(train_args(data_dir, out, "--max_train_steps", "2", "--save_pipeline_every", "2"), umask=0o022)
     for path in [out, *out.rglob("*")]:  # pipelines and checkpoints are staged in private temporary folders first
         assert path.stat().st_mode & 0o777 == (0o755 if path.is_dir() else 0o644), path
     assert (out / "checkpoint-2").is_dir() and (out / "pipeline-2").is_dir()
 
-    proc = subprocess.run([sys.executable, *train_args(data_dir, out, "--max_train_steps", "1")], check=False,
-                          capture_output=True, text=True, timeout=300, env=env())
-    assert proc.returncode != 0 and "holds a previous run (checkpoint-2, pipeline, pipeline-2, validation)" in proc.stderr
-    assert "--resume_from_checkpoint latest" in proc.stderr and "--overwrite_output_dir" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    with pytest.raises(SystemExit) as refused:  # a message, not a traceback
+        train_here(train_args(data_dir, out, "--max_train_steps", "1"))
+    message = str(refused.value)
+    assert "holds a previous run (checkpoint-2, pipeline, pipeline-2, validation)" in message
+    assert "--resume_from_checkpoint latest" in message and "--overwrite_output_dir" in message
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint-2", "pipeline", "pipeline-2", "validation"]
 
     (out / "notes.txt").write_text("mine")  # not the run's: kept
-    run(train_args(data_dir, out, "--max_train_steps", "1", "--overwrite_output_dir"))
+    train_here(train_args(data_dir, out, "--max_train_steps", "1", "--overwrite_output_dir"))
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1"]
     assert not (out / "pipeline-2").exists() and (out / "notes.txt").read_text() == "mine"
 
 
-def test_a_folder_of_unreadable_images_says_what_was_found(tmp_path):
+def test_a_folder_of_unreadable_images_says_what_was_found(tmp_path, train_here):
     bad = tmp_path / "bad"
     bad.mkdir()
     for n in range(4):
         (bad / f"photo{n}.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg " + bytes([n]))
-    proc = subprocess.run([sys.executable, *train_args(bad, tmp_path / "out", "--max_train_steps", "1",
-                                                       "--num_validation_images", "0")],
-                          check=False, capture_output=True, text=True, timeout=300, env=env())
-    assert proc.returncode != 0
-    assert "none of the 4 images in the data set could be read; check the data folder" in proc.stderr
-    assert "photo0.jpg" in proc.stderr and "Traceback" not in proc.stderr and "100 unreadable" not in proc.stderr
+    with pytest.raises(SystemExit) as refused:  # a message, not a traceback
+        train_here(train_args(bad, tmp_path / "out", "--max_train_steps", "1", "--num_validation_images", "0"))
+    message = str(refused.value)
+    assert "none of the 4 images in the data set could be read; check the data folder" in message
+    assert "photo0.jpg" in message and "100 unreadable" not in message
 
 
-def test_finetune_keeps_batchnorm_statistics(data_dir, tmp_path):
-    run([*train_args(data_dir, tmp_path / "phase1", "--max_train_steps", "2", "--mixed_precision", "bf16"),
+def test_finetune_keeps_batchnorm_statistics(data_dir, tmp_path, train_here):
+    train_here([*train_args(data_dir, tmp_path / "phase1", "--max_train_steps", "2", "--mixed_precision", "bf16"),
          "--report_to", "tensorboard"])
     assert list((tmp_path / "phase1" / "logs").rglob("events.out.tfevents.*")), "no tensorboard log"
     start = weights(tmp_path / "phase1" / "pipeline")
-    run(train_args(data_dir, tmp_path / "phase2", "--max_train_steps", "2", "--finetune",
-                   "--pretrained_model", str(tmp_path / "phase1" / "pipeline")))
+    train_here(train_args(data_dir, tmp_path / "phase2", "--max_train_steps", "2", "--finetune",
+                          "--pretrained_model", str(tmp_path / "phase1" / "pipeline")))
     end = weights(tmp_path / "phase2" / "pipeline")
     for name, tensor in start.items():
         if "running_" in name or "num_batches_tracked" in name:
@@ -175,8 +209,7 @@ def test_finetune_keeps_batchnorm_statistics(data_dir, tmp_path):
 
 
 def test_recalibrated_batchnorm_statistics_are_the_average_over_the_batches():
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))
-    import train
+    from scripts import train
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4, momentum=0.3))
@@ -203,10 +236,10 @@ def test_recalibrated_batchnorm_statistics_are_the_average_over_the_batches():
     assert model[1].momentum == 0.3 and not model.training and torch.equal(model[0].weight, weight)
 
 
-def test_finetune_phase_can_start_from_recalibrated_statistics(data_dir, tmp_path):
-    run(train_args(data_dir, tmp_path / "phase1", "--max_train_steps", "2"))
+def test_finetune_phase_can_start_from_recalibrated_statistics(data_dir, tmp_path, train_here):
+    train_here(train_args(data_dir, tmp_path / "phase1", "--max_train_steps", "2"))
     start = weights(tmp_path / "phase1" / "pipeline")
-    log = run(train_args(data_dir, tmp_path / "phase2", "--max_train_steps", "2", "--finetune",
+    log = train_here(train_args(data_dir, tmp_path / "phase2", "--max_train_steps", "2", "--finetune",
                          "--recalibrate_batchnorm", "3", "--pretrained_model", str(tmp_path / "phase1" / "pipeline")))
     assert "re-estimated the BatchNorm statistics over 3 batches" in log
     end = weights(tmp_path / "phase2" / "pipeline")
@@ -229,8 +262,7 @@ def test_refuses_random_vgg_unless_asked(data_dir, tmp_path):
     (["--brush_width", "24", "2"], "--brush_width takes MIN MAX with 1 <= MIN <= MAX"),
 ])
 def test_bad_arguments_are_refused_before_anything_starts(bad, message, capsys):
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))
-    import train
+    from scripts import train
 
     with pytest.raises(SystemExit):
         train.parse_args(["--train_data_dir", "x", *bad])

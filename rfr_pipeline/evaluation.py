@@ -1,0 +1,171 @@
+"""Measuring inpainting the way the literature reports it: per hole-area bin, beside classical baselines.
+
+Photos are centre-cropped and resized (bicubic) to a square resolution, as the official test does; masks are resized
+with nearest neighbour (white = hole). Metrics are computed on the composite (the truth outside the hole): PSNR and
+SSIM (torchmetrics, data range 1), L1 (%) = mean |composite − truth| over all pixels × 100, and hole L1 = the same
+over the hole's pixels only. `scripts/evaluate.py` and `scripts/make_example_grid.py` are the command lines;
+`scripts/train.py` validates with `composite_metrics`. Needs the `[eval]` extra (torchmetrics, OpenCV).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+
+from .atomic import atomic_file
+from .image_processing import centre_square, prepare_mask
+
+# NVIDIA irregular test masks come in six bins of 2,000 files (file number N: bin N // 2000); measured hole areas
+# over 60 % get a bin of their own.
+BINS = ["1-10%", "10-20%", "20-30%", "30-40%", "40-50%", "50-60%", "60-100%"]
+NVIDIA_BINS = 6
+BASELINES = {"telea": "INPAINT_TELEA", "navier-stokes": "INPAINT_NS"}  # OpenCV's classical inpainting
+METRICS = ("psnr", "ssim", "l1_percent", "hole_l1", "lpips")
+
+
+def nvidia_bin(path: Path) -> int | None:
+    """The hole-area bin of an NVIDIA irregular mask from its file number (N // 2000), or None for other names."""
+    match = re.fullmatch(r"(\d+)", path.stem)
+    if match is None:
+        return None
+    number = int(match.group(1))
+    return number // 2000 if number < 2000 * NVIDIA_BINS else None
+
+
+def measured_bin(hole: np.ndarray) -> int:
+    """The bin of a hole's measured area: 1-10 % (and anything smaller) … 50-60 %, then 60-100 %."""
+    tenths = int(np.ceil(hole.mean() * 10)) - 1  # (0, 10 %] → 0, (10, 20 %] → 1, …
+    return min(max(tenths, 0), len(BINS) - 1)
+
+
+def load_photo(path: Path, resolution: int) -> np.ndarray:
+    """(resolution, resolution, 3) uint8: the photo's centre square, resized."""
+    with PIL.Image.open(path) as image:
+        return np.array(centre_square(image.convert("RGB"), resolution))
+
+
+def load_mask(path: Path, resolution: int) -> np.ndarray:
+    """(resolution, resolution) bool, True = hole."""
+    with PIL.Image.open(path) as image:
+        hole = prepare_mask(image).numpy()
+    resized = PIL.Image.fromarray(hole.astype(np.uint8) * 255).resize((resolution, resolution),
+                                                                       PIL.Image.Resampling.NEAREST)
+    return np.asarray(resized) > 127
+
+
+def pair_images_with_masks(images: list[Path], masks: list[Path], seed: int) -> list[tuple[Path, Path, int | None]]:
+    """(image, mask, bin or None) triples, deterministic for a seed. With NVIDIA masks every image gets one randomly
+    chosen mask of every bin; other masks are paired one per image (their bin is measured later)."""
+    rng = np.random.default_rng(seed)
+    by_bin = defaultdict(list)
+    for mask in masks:
+        by_bin[nvidia_bin(mask)].append(mask)
+    if None not in by_bin:
+        return [(image, by_bin[b][int(rng.integers(len(by_bin[b])))], b)
+                for image in images for b in sorted(by_bin)]
+    return [(image, masks[int(rng.integers(len(masks)))], None) for image in images]
+
+
+def composite_metrics(comp: torch.Tensor, truth: torch.Tensor, hole: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-image metrics of a batch: comp and truth (N, 3, H, W) in [0, 1], hole (N, 1, H, W), 1 = hole.
+    Returns (N,) tensors: psnr (inf for a perfect composite), ssim, l1_percent and hole_l1 (0 without a hole)."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+    comp, truth = comp.double(), truth.double()
+    error = (comp - truth).abs()
+    hole_pixels = hole.double().expand_as(error)
+    return {
+        "psnr": peak_signal_noise_ratio(comp, truth, data_range=1.0, reduction="none", dim=(1, 2, 3)),
+        "ssim": structural_similarity_index_measure(comp, truth, data_range=1.0, reduction="none"),
+        "l1_percent": 100 * error.mean(dim=(1, 2, 3)),
+        "hole_l1": (error * hole_pixels).sum(dim=(1, 2, 3)) / hole_pixels.sum(dim=(1, 2, 3)).clamp(min=1),
+    }
+
+
+def image_metrics(comp: np.ndarray, truth: np.ndarray, hole: np.ndarray, lpips=None) -> dict[str, float]:
+    """`composite_metrics` of one (H, W, 3) uint8 composite, plus LPIPS when an `rfr_pipeline.lpips.LPIPS` is
+    given."""
+    c = torch.tensor(comp).permute(2, 0, 1)[None].double() / 255
+    t = torch.tensor(truth).permute(2, 0, 1)[None].double() / 255
+    values = {k: v.item() for k, v in composite_metrics(c, t, torch.tensor(hole)[None, None]).items()}
+    if lpips is not None:
+        with torch.no_grad():
+            values["lpips"] = lpips(c.float(), t.float()).item()
+    return values
+
+
+def run_baseline(name: str, photo: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """OpenCV's inpainting (`name` in BASELINES, radius 3) of an (H, W, 3) uint8 RGB photo."""
+    import cv2
+
+    bgr = np.ascontiguousarray(photo[..., ::-1])
+    out = cv2.inpaint(bgr, hole.astype(np.uint8) * 255, 3, getattr(cv2, BASELINES[name]))
+    return np.ascontiguousarray(out[..., ::-1])
+
+
+def summarise(rows: list[dict]) -> dict:
+    """{"<bin>|<method>": {metric: mean, "count": n}} over per-image rows, with an "all" bin; infinite PSNRs (perfect
+    composites) are left out of the means rather than making them infinite."""
+    table = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        for key in (k for k in METRICS if k in row):
+            table[(row["bin"], row["method"])][key].append(row[key])
+            table[("all", row["method"])][key].append(row[key])
+    return {f"{b}|{m}": {k: float(np.mean([v for v in values if np.isfinite(v)]) if values else "nan")
+                         for k, values in stats.items()} | {"count": len(stats["psnr"])}
+            for (b, m), stats in table.items()}
+
+
+def markdown_table(summary: dict, methods: list[str]) -> str:
+    with_lpips = any("lpips" in s for s in summary.values())
+    lines = ["| hole area | method | PSNR ↑ | SSIM ↑ | L1 (%) ↓ | hole L1 ↓ |" + (" LPIPS ↓ |" if with_lpips else "")
+             + " images |", "|---|---|---|---|---|---|---|" + ("---|" if with_lpips else "")]
+    for b in [*BINS, "all"]:
+        for m in methods:
+            s = summary.get(f"{b}|{m}")
+            if s:
+                lines.append(f"| {b} | {m} | {s['psnr']:.2f} | {s['ssim']:.4f} | {s['l1_percent']:.2f} | "
+                             f"{s['hole_l1']:.4f} |" + (f" {s['lpips']:.4f} |" if with_lpips else "")
+                             + f" {s['count']} |")
+    return "\n".join(lines) + "\n"
+
+
+def losses_to_baselines(summary: dict, method: str, baselines: list[str], bins: list[str]) -> list[str]:
+    """Where `method` does not beat every baseline on PSNR, SSIM and L1 (%): one line per (bin, baseline, metric)."""
+    better = {"psnr": max, "ssim": max, "l1_percent": min}
+    lost = []
+    for b in bins:
+        ours = summary.get(f"{b}|{method}")
+        for baseline in baselines:
+            theirs = summary.get(f"{b}|{baseline}")
+            if ours is None or theirs is None:
+                lost.append(f"{b}: no {method if ours is None else baseline} results")
+                continue
+            for metric, best in better.items():
+                if ours[metric] == theirs[metric] or best(ours[metric], theirs[metric]) != ours[metric]:
+                    lost.append(f"{b}: {metric} {ours[metric]:.4f} vs {baseline} {theirs[metric]:.4f}")
+    return lost
+
+
+def verdict(summary: dict, methods: list[str]) -> str:
+    """A sentence for the report: does the model beat the classical baselines in every bin from 10 % to 60 %?"""
+    baselines = [m for m in methods if m in BASELINES]
+    if "rfr-net" not in methods or not baselines:
+        return ""
+    lost = losses_to_baselines(summary, "rfr-net", baselines, BINS[1:NVIDIA_BINS])
+    names = " and ".join(baselines)
+    if not lost:
+        return f"\nrfr-net beats {names} on PSNR, SSIM and L1 in every bin from 10 % to 60 %.\n"
+    return f"\nrfr-net does **not** beat {names} everywhere from 10 % to 60 %:\n" + "".join(f"- {x}\n" for x in lost)
+
+
+def save_grid(path: Path, rows: list[list[np.ndarray]]) -> None:
+    """A PNG of equally sized (H, W, 3) uint8 images, one list per row, written atomically."""
+    grid = np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
+    with atomic_file(path) as tmp:
+        PIL.Image.fromarray(grid).save(tmp, format="PNG")
