@@ -41,9 +41,12 @@ RESULTS_KEPT_SECONDS = 3600  # results (and Gradio's copies of them) are deleted
 QUEUE_SIZE = 16  # waiting requests beyond these are told the demo is busy
 EDITOR_HEIGHT = 480
 PAINT = "#ff3366"
-# Gradio's editor has one brush size for every photo ("auto" is a fixed 25 px in its frontend), and resizing it from
-# the server as a photo loads was seen to wipe what had been painted: a modest radius, adjustable in the toolbar.
-BRUSH_RADIUS = 8
+# The brush (and eraser) radius follows the photo: its longer side / BRUSH_DIVISOR (at least MIN_BRUSH_RADIUS px), so
+# a stroke covers the same share of a 160-px face as of a 4000-px photo. Gradio's own "auto" is a fixed 25 px, and
+# resizing the brush from the server as a photo loads wipes what was painted, so the page does it (JS below).
+BRUSH_DIVISOR = 64
+MIN_BRUSH_RADIUS = 2
+BRUSH_RADIUS = 9  # until a photo is loaded (600-px examples / 64)
 NOT_AN_IMAGE = "This file is not an image the demo can read: please upload a PNG, JPEG or WebP photo."
 CSS = """
 /* The result fills its box as the editor's photo fills the editor (Gradio would show it at 1×, however small). */
@@ -51,9 +54,23 @@ CSS = """
 /* On a phone the editor's tool column would cover the photo's left edge: fit the photo beside it instead. */
 @media (max-width: 640px) { #editor .pixi-target { margin-left: 52px; width: calc(100% - 52px) !important; } }
 """
-# A file the browser cannot draw never reaches the app (the editor stays empty): say so in the page itself.
+# A file the browser cannot draw never reaches the app (the editor stays empty): say so in the page itself. And the
+# brush follows the photo's size (BRUSH_DIVISOR), through the editor Gradio exposes as window.editor.
 JS = """
 () => {
+  const followPhotoSize = () => {
+    const editor = window.editor;
+    if (!editor || !editor.dimensions || !editor.tools) { setTimeout(followPhotoSize, 200); return; }
+    editor.dimensions.subscribe(({width, height}) => {
+      const radius = Math.max(MIN_BRUSH_RADIUS, Math.round(Math.max(width, height) / BRUSH_DIVISOR));
+      const brush = editor.tools.get("brush");
+      if (!brush || !width || !height) return;
+      brush.set_brush_size(radius);
+      brush.set_eraser_size(radius);
+      window.rfrBrushRadius = radius;
+    });
+  };
+  followPhotoSize();
   document.addEventListener("change", async (event) => {
     const input = event.target;
     if (!(input instanceof HTMLInputElement) || input.type !== "file" || !input.closest("#editor")) return;
@@ -67,7 +84,8 @@ JS = """
     }
   }, true);
 }
-""".replace("NOT_AN_IMAGE", repr(NOT_AN_IMAGE))
+""".replace("NOT_AN_IMAGE", repr(NOT_AN_IMAGE)).replace("MIN_BRUSH_RADIUS", str(MIN_BRUSH_RADIUS)).replace(
+    "BRUSH_DIVISOR", str(BRUSH_DIVISOR))
 
 
 def resolve_model(name: str | None) -> str:

@@ -134,9 +134,8 @@ class UpConv(nn.ConvTranspose2d):
 def _box_sum_3x3(x: torch.Tensor) -> torch.Tensor:
     """Zero-padded 3×3 sum over the last two dims of (B, C, h, w) (official: avg_pool2d(3, 1, 1) · 9), as a depthwise
     convolution with a kernel of ones: the same 9-term sums, several times faster forward and backward."""
-    if _exporting():  # the same sums with a fixed group count: every channel as an image of its own
-        b, c, h, w = x.shape
-        return F.conv2d(x.reshape(b * c, 1, h, w), x.new_ones(1, 1, 3, 3), padding=1).reshape(b, c, h, w)
+    if _exporting():  # the official form: ONNX's Conv needs a fixed group count, and AveragePool runs fast
+        return F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=True) * 9
     channels = x.shape[1]
     return F.conv2d(x, x.new_ones(channels, 1, 3, 3), padding=1, groups=channels)
 
@@ -191,7 +190,11 @@ class KnowledgeConsistentAttention(nn.Module):
         keys = keys / keys.square().sum(dim=1, keepdim=True).sqrt()
         scores = self._keys_dot_queries(keys, queries).view(b, n, h, w)  # scores[b, key j, query p]
         scores = _box_sum_3x3(scores)
-        scores = scores.softmax(dim=1)
+        if _exporting():  # written out: onnxruntime's Softmax over a middle axis transposes around it, 5× slower
+            scores = (scores - scores.amax(dim=1, keepdim=True)).exp()
+            scores = scores / scores.sum(dim=1, keepdim=True)
+        else:
+            scores = scores.softmax(dim=1)
         if memory is not None:
             # (s_prev·m_prev + s·r) / (m_prev + r), with the per-position fractions formed on the small mask first
             weight = self.ratio.abs().to(compute_dtype) + 1e-7

@@ -467,3 +467,31 @@ def test_examples_are_complete_and_licensed():
         assert 0 < hole.mean() < 0.5 and PIL.Image.open(value["background"]).size == hole.shape[::-1]
     licence = (EXAMPLES / "LICENSE.md").read_text()
     assert all(name in licence for name in ("coffee_photo.png", "astronaut_photo.png"))
+
+
+@requires_chromium
+def test_the_brush_follows_the_size_of_the_photo(app_url, tmp_path):
+    """A stroke covers the same share of a small photo as of a large one: the brush radius is the photo's longer side
+    / BRUSH_DIVISOR, in the photo's own pixels (what is painted is what is repainted)."""
+    rng = np.random.default_rng(0)
+    thickness = {}
+    with browser_page() as page:
+        for width, height in ((320, 240), (1280, 960)):
+            path = tmp_path / f"photo{width}.png"
+            PIL.Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
+            upload(page, app_url, path)
+            radius = round(width / gradio_app.BRUSH_DIVISOR)
+            assert page.evaluate("window.rfrBrushRadius") == radius
+            box = page.locator("#editor canvas").first.bounding_box()
+            cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            page.mouse.move(cx - 50, cy)
+            page.mouse.down()
+            for dx in range(-50, 51, 10):
+                page.mouse.move(cx + dx, cy, steps=2)
+            page.mouse.up()
+            wait_until_painted(page)
+            hole = shown_hole(page)
+            assert hole.shape == (height, width)
+            thickness[width] = hole[:, width // 2].sum()  # the stroke's height at the middle column
+            assert abs(thickness[width] - 2 * radius) <= 2 + 0.1 * radius, (width, thickness[width], radius)
+    assert thickness[1280] > 3 * thickness[320]

@@ -6,13 +6,16 @@ import contextlib
 import filecmp
 import io
 import json
+import subprocess
+import sys
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 
 from rfr_pipeline import DEFAULT_MODEL, RFRInpaintPipeline, load_official_checkpoint
-from tests.conftest import load_official_fixture, requires_shared
+from tests.conftest import REPO_ROOT, load_official_fixture, requires_shared
 
 onnx = pytest.importorskip("onnx", reason="the [onnx] extra is not installed")
 pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
@@ -138,3 +141,17 @@ def test_the_benchmark_runs(make_model, tmp_path):
     [result] = json.loads(report.read_text())["results"]
     assert result["size"] == 64 and result["max_abs_difference"] < 1e-4
     assert result["median_s"]["pytorch"] > 0 and result["median_s"]["onnxruntime"] > 0
+
+
+def test_the_readme_snippet_runs_as_written(faces_onnx, tmp_path):
+    from tests.test_readme import blocks
+
+    (snippet,) = [body for body in blocks("python") if "from_onnx" in body]
+    (tmp_path / "examples").symlink_to(REPO_ROOT / "examples")
+    (tmp_path / "rfr-faces.onnx").symlink_to(faces_onnx)  # what the README's export command writes
+    proc = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, check=False, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = np.asarray(PIL.Image.open(tmp_path / "onnx.png").convert("RGB"))
+    photo = np.asarray(PIL.Image.open(REPO_ROOT / "examples" / "astronaut_photo.png").convert("RGB"))
+    assert result.shape == photo.shape and not np.array_equal(result, photo)
