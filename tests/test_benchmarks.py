@@ -9,10 +9,11 @@ import sys
 from tests.conftest import REPO_ROOT
 
 
-def run(script, tmp_path, *extra):
+def run(script, tmp_path, *extra, quick=True):
     out = tmp_path / "report.json"
     module = f"benchmarks.{script.removesuffix('.py')}"  # as the README runs them: python -m benchmarks.<name>
-    proc = subprocess.run([sys.executable, "-m", module, "--quick", "--output", str(out), *extra], cwd=REPO_ROOT,
+    proc = subprocess.run([sys.executable, "-m", module, *(["--quick"] if quick else []), "--output", str(out),
+                           *extra], cwd=REPO_ROOT,
                           check=False, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(out.read_text()), proc.stdout
@@ -85,3 +86,23 @@ def test_upconv_formulations_quick(tmp_path):
         assert r["max_relative_difference"] < 1e-5, r
         assert r["forward_ms"] > 0 and r["forward_backward_ms"] > 0
     assert "1024->512 @ 4x4" in stdout
+
+
+def test_the_official_code_benchmark_imports_a_checkout_and_compares_outputs(tmp_path):
+    # A stand-in checkout: modules/RFRNet.py as the official code lays it out (it imports torchvision and returns
+    # (output, None)), built on the tests' restatement of the official network. The real checkout is never committed.
+    (tmp_path / "modules").mkdir()
+    (tmp_path / "modules" / "RFRNet.py").write_text(
+        "from torchvision import models  # the official file imports it for its VGG16\n"
+        "from tests.official_reference import OfficialRFRNet\n\n\n"
+        "class RFRNet(OfficialRFRNet):\n"
+        "    def forward(self, in_image, mask):\n"
+        "        return super().forward(in_image, mask), None\n")
+    report, stdout = run("benchmark_official_code.py", tmp_path, "--official-code", str(tmp_path), "--sizes", "32",
+                         "--repeats", "1", "--threads", "1", quick=False)
+    [result] = report["results"]
+    assert result["max_abs_difference"] < 1e-5 and result["ours_over_official"] > 0
+    assert "ours/official" in stdout
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.benchmark_official_code", "--official-code",
+                           str(tmp_path / "nowhere")], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "expected a checkout of jingyuanli001/RFR-Inpainting" in proc.stderr
