@@ -2,7 +2,7 @@
 """Evaluate an inpainting model the way the literature reports it: per hole-area bin, beside classical baselines.
 
     python scripts/evaluate.py --model DIR_OR_REPO --images val/ --masks masks/irregular/ --output eval/ \\
-        [--resolution 256] [--limit 200] [--baselines telea,navier-stokes] [--seed 0] [--lpips WEIGHTS]
+        [--resolution 256] [--limit 200] [--baselines telea,navier-stokes] [--seed 0] [--lpips WEIGHTS] [--strategy S]
 
 Images are centre-cropped and resized to the resolution (as the official test does), masks resized with nearest
 neighbour (white = hole). With NVIDIA irregular masks (file number N: bin N // 2000 = 1–10 %, …, 50–60 %) every image
@@ -45,8 +45,37 @@ from rfr_pipeline.evaluation import (
     summarise,
     verdict,
 )
+from rfr_pipeline.pipeline_rfr_inpaint import STRATEGIES
 
 logger = logging.getLogger("evaluate")
+
+
+def evaluate_pairs(pairs, pipe, strategy, baselines: list[str], resolution: int, lpips, grid_examples: int):
+    """Per-image metric rows of every method, example grids by bin, and the pairs that could not be read."""
+    rows, grids, failures = [], defaultdict(list), []
+    for image_path, mask_path, bin_index in tqdm(pairs, desc="evaluating"):
+        try:
+            photo = load_photo(image_path, resolution)
+            hole = load_mask(mask_path, resolution)
+        except (OSError, ValueError, SyntaxError) as err:
+            failures.append(f"{image_path.name} / {mask_path.name}: {err}")
+            tqdm.write(f"skipped {image_path.name} with {mask_path.name}: {err}", file=sys.stderr)
+            continue
+        if not hole.any():
+            continue
+        bin_index = measured_bin(hole) if bin_index is None else bin_index
+        results = {}
+        if pipe is not None:
+            results["rfr-net"] = np.asarray(pipe(photo, hole, strategy=strategy).images[0])
+        for name in baselines:
+            results[name] = run_baseline(name, photo, hole)
+        for method, comp in results.items():
+            rows.append({"image": image_path.name, "mask": mask_path.name, "bin": BINS[bin_index],
+                         "hole_fraction": float(hole.mean()), "method": method, **image_metrics(comp, photo, hole, lpips)})
+        if len(grids[bin_index]) < grid_examples:
+            masked = np.where(hole[..., None], 255, photo).astype(np.uint8)
+            grids[bin_index].append([masked, *results.values(), photo])
+    return rows, grids, failures
 
 
 def main(argv=None) -> int:
@@ -60,6 +89,8 @@ def main(argv=None) -> int:
     parser.add_argument("--baselines", default="telea,navier-stokes", help="comma-separated; '' for none")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--strategy", choices=STRATEGIES,
+                        help="how the pipeline serves each photo (default: the model's own default_strategy)")
     parser.add_argument("--grid_examples", type=int, default=4, help="examples per bin in the PNG grids")
     parser.add_argument("--lpips", type=Path, metavar="WEIGHTS",
                         help="also report LPIPS (VGG): the file of scripts/prepare_vgg16.py (VGG16 + LPIPS heads)")
@@ -90,35 +121,17 @@ def main(argv=None) -> int:
     if args.model:
         pipe = RFRInpaintPipeline.from_pretrained(args.model).to(args.device)
         pipe.set_progress_bar_config(disable=True)
+        args.strategy = args.strategy or pipe.config.default_strategy
     methods = (["rfr-net"] if pipe else []) + baselines
     args.output.mkdir(parents=True, exist_ok=True)
 
-    rows, grids, failures = [], defaultdict(list), []
-    for image_path, mask_path, bin_index in tqdm(pair_images_with_masks(images, masks, args.seed), desc="evaluating"):
-        try:
-            photo = load_photo(image_path, args.resolution)
-            hole = load_mask(mask_path, args.resolution)
-        except (OSError, ValueError, SyntaxError) as err:
-            failures.append(f"{image_path.name} / {mask_path.name}: {err}")
-            tqdm.write(f"skipped {image_path.name} with {mask_path.name}: {err}", file=sys.stderr)
-            continue
-        if not hole.any():
-            continue
-        bin_index = measured_bin(hole) if bin_index is None else bin_index
-        results = {}
-        if pipe is not None:
-            results["rfr-net"] = np.asarray(pipe(photo, hole, strategy="original").images[0])
-        for name in baselines:
-            results[name] = run_baseline(name, photo, hole)
-        for method, comp in results.items():
-            rows.append({"image": image_path.name, "mask": mask_path.name, "bin": BINS[bin_index],
-                         "hole_fraction": float(hole.mean()), "method": method, **image_metrics(comp, photo, hole, lpips)})
-        if len(grids[bin_index]) < args.grid_examples:
-            masked = np.where(hole[..., None], 255, photo).astype(np.uint8)
-            grids[bin_index].append([masked, *results.values(), photo])
+    pairs = pair_images_with_masks(images, masks, args.seed)
+    rows, grids, failures = evaluate_pairs(pairs, pipe, args.strategy, baselines, args.resolution, lpips,
+                                           args.grid_examples)
 
     summary = summarise(rows)
-    report = {"methods": methods, "resolution": args.resolution, "seed": args.seed, "summary": summary,
+    report = {"methods": methods, "resolution": args.resolution, "seed": args.seed, "strategy": args.strategy,
+              "summary": summary,
               "skipped": failures, "per_image": rows}
     with atomic_file(args.output / "metrics.json") as tmp:
         tmp.write_text(json.dumps(report, indent=1))
