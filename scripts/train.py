@@ -218,7 +218,8 @@ def run_validation(model, batch, accelerator, step, output_dir: Path):
 
 def save_checkpoint(accelerator, output_dir: Path, step: int, total_limit: int | None) -> None:
     """save_state into a temporary folder, renamed into place once complete: a run killed mid-save leaves the
-    previous checkpoint as the latest loadable one."""
+    previous checkpoint as the latest loadable one. (Not rfr_pipeline.atomic.atomic_folder: every process writes
+    into the staging folder, so its name must be one all processes know, not a random one.)"""
     final = output_dir / f"checkpoint-{step}"
     staging = output_dir / f".checkpoint-{step}.incomplete"
     if accelerator.is_main_process and staging.exists():
