@@ -481,7 +481,8 @@ def test_the_brush_follows_the_size_of_the_photo(app_url, tmp_path):
             PIL.Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
             upload(page, app_url, path)
             radius = round(width / gradio_app.BRUSH_DIVISOR)
-            assert page.evaluate("window.rfrBrushRadius") == radius
+            # the editor resizes its canvas to the photo (animated), and the page resizes the brush with it
+            page.wait_for_function(f"window.rfrBrushRadius === {radius}", timeout=20_000)
             box = page.locator("#editor canvas").first.bounding_box()
             cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
             page.mouse.move(cx - 50, cy)
