@@ -307,8 +307,10 @@ def upload(page, url, photo_path):
 
     page.goto(url)
     page.wait_for_load_state("networkidle")  # the app has loaded and hydrated: its upload handler is live
+    page.wait_for_function("window.editor !== undefined", timeout=60_000)  # the editor itself is mounted
     page.locator("#editor input[type=file]").first.set_input_files(str(photo_path))
-    expect(page.locator("#editor").get_by_text("Upload an image")).to_be_hidden(timeout=30_000)  # photo shown
+    # photo shown (a loaded machine can take a while to decode and draw it)
+    expect(page.locator("#editor").get_by_text("Upload an image")).to_be_hidden(timeout=60_000)
     page.wait_for_load_state("networkidle")
     page.wait_for_timeout(1000)
 
