@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
+import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,12 +89,22 @@ class ConvNormAct(nn.Sequential):
         super().__init__(conv, nn.BatchNorm2d(channels), act)
 
 
+# CPU inference runs each transposed convolution in whichever of three equivalent forms is fastest for its shape.
+# That depends on the CPU, the kernels oneDNN has for its instruction set, and the thread count: on one AVX-512 Xeon
+# the four-phase form is 1.4× faster than the plain one for the 1024-channel decoder, on an AVX2 EPYC 2.4× slower
+# (benchmarks/upconv_inference.py). So, as cudnn.benchmark does, each shape is timed once per process at first use.
+# RFR_CPU_AUTOTUNE=0 turns that off (every layer then runs the plain form).
+CPU_AUTOTUNE = os.environ.get("RFR_CPU_AUTOTUNE", "1") != "0"
+UPCONV_FORMS = ("plain", "channels-last", "phase")
+_upconv_forms: dict[tuple, str] = {}  # (in, out, H, W, dtype, threads) → the fastest form, for this process
+
+
 class UpConv(nn.ConvTranspose2d):
     """Transposed convolution, kernel 4, stride 2, padding 1 (doubles H and W); weights as `nn.ConvTranspose2d`.
 
-    Same arithmetic, faster CPU inference: oneDNN's transposed convolution is slow on plain (NCHW) inputs, so those go
-    in channels-last, and with wide inputs (the 1024-channel decoder) the layer runs as four 2×2 convolutions, one
-    per output phase, about 1.7× faster. With autograd on (training) the plain kernels are the fastest.
+    Same arithmetic, faster CPU inference: besides the plain form, the layer can run on a channels-last input, or as
+    four 2×2 convolutions, one per output phase; `CPU_AUTOTUNE` above picks one per shape. With autograd on
+    (training) and on other devices, the plain form.
     """
 
     # kernel rows (columns) that reach even / odd output rows (columns), in the order the 2×2 window meets them
@@ -103,11 +115,35 @@ class UpConv(nn.ConvTranspose2d):
         self._phase_cache: tuple | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or torch.is_grad_enabled() or _exporting():  # (training: plain is fastest)
+        if x.device.type != "cpu" or torch.is_grad_enabled() or _exporting() or not CPU_AUTOTUNE:
             return super().forward(x)
-        if self.in_channels >= 1024:
+        key = (self.in_channels, self.out_channels, *x.shape[2:], x.dtype, torch.get_num_threads())
+        if key in _upconv_forms:
+            return self.forward_as(_upconv_forms[key], x)
+        form, output = self._fastest_form(x)
+        _upconv_forms[key] = form
+        return output
+
+    def forward_as(self, form: str, x: torch.Tensor) -> torch.Tensor:
+        if form == "phase":
             return self._phase_forward(x)
-        return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
+        if form == "channels-last":
+            return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
+        return super().forward(x)
+
+    def _fastest_form(self, x: torch.Tensor) -> tuple[str, torch.Tensor]:
+        """Each form once to warm up (oneDNN builds its kernels then), then the best of two timed calls; the fastest
+        form and its output (so the first call already returns what later ones will)."""
+        best = None
+        for form in UPCONV_FORMS:
+            self.forward_as(form, x)
+            for _ in range(2):
+                start = time.perf_counter()
+                output = self.forward_as(form, x)
+                seconds = time.perf_counter() - start
+                if best is None or seconds < best[0]:
+                    best = (seconds, form, output)
+        return best[1], best[2]
 
     def _phase_kernels(self) -> list[list[torch.Tensor]]:
         # Derived from the weight; rebuilt whenever the weight changes (new storage or an in-place update).

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rfr_pipeline.modeling_rfr import KnowledgeConsistentAttention, PartialConv2d, UpConv, _box_sum_3x3
+from rfr_pipeline.modeling_rfr import UPCONV_FORMS, KnowledgeConsistentAttention, PartialConv2d, UpConv, _box_sum_3x3
 from tests.conftest import assert_equal_up_to_rounding
 from tests.official_reference import OfficialPartialConv2d
 
@@ -12,18 +12,43 @@ pytestmark = pytest.mark.numerics  # .ci/run repeats these on the AVX2 kernels
 
 
 @pytest.mark.parametrize("in_channels", [8, 1024])
-def test_upconv_every_path_equals_conv_transpose(in_channels):
+def test_upconv_every_form_equals_conv_transpose(in_channels):
     torch.manual_seed(0)
     layer = UpConv(in_channels, 16)
     x = torch.randn(2, in_channels, 6, 10)
     expected = F.conv_transpose2d(x, layer.weight, stride=2, padding=1)
     magnitude = F.conv_transpose2d(x.abs(), layer.weight.abs(), stride=2, padding=1)
-    with torch.no_grad():  # inference: channels-last or, for 1024 channels, the four-phase form
-        # each output sums in_channels × 2 × 2 products (a 4×4 kernel at stride 2)
+    with torch.no_grad():  # inference: the fastest of the forms
+        for form in UPCONV_FORMS:
+            # each output sums in_channels × 2 × 2 products (a 4×4 kernel at stride 2)
+            assert_equal_up_to_rounding(layer.forward_as(form, x), expected, terms=4 * in_channels,
+                                        magnitude=magnitude)
         assert_equal_up_to_rounding(layer(x), expected, terms=4 * in_channels, magnitude=magnitude)
     training = layer(x)  # autograd on: the plain kernel
     assert training.requires_grad
     torch.testing.assert_close(training, expected, rtol=0, atol=0)
+
+
+def test_upconv_times_its_forms_once_per_shape_and_can_be_told_not_to(monkeypatch):
+    from rfr_pipeline import modeling_rfr
+
+    monkeypatch.setattr(modeling_rfr, "_upconv_forms", {})
+    layer = UpConv(8, 4)
+    timed = []
+    original = UpConv._fastest_form
+    monkeypatch.setattr(UpConv, "_fastest_form", lambda self, x: timed.append(x.shape) or original(self, x))
+    with torch.no_grad():
+        first = layer(torch.randn(1, 8, 5, 6))
+        again = layer(torch.randn(1, 8, 5, 6))
+        layer(torch.randn(3, 8, 5, 6))  # another batch size: the same shape, the same form
+        layer(torch.randn(1, 8, 7, 6))  # another size: timed too
+    assert timed == [torch.Size([1, 8, 5, 6]), torch.Size([1, 8, 7, 6])]
+    assert first.shape == again.shape == (1, 4, 10, 12)
+    assert set(modeling_rfr._upconv_forms.values()) <= set(UPCONV_FORMS) and len(modeling_rfr._upconv_forms) == 2
+    monkeypatch.setattr(modeling_rfr, "CPU_AUTOTUNE", False)  # RFR_CPU_AUTOTUNE=0
+    with torch.no_grad():
+        layer(torch.randn(1, 8, 9, 6))
+    assert len(timed) == 2
 
 
 def test_upconv_phase_kernels_follow_weight_updates():
@@ -31,13 +56,13 @@ def test_upconv_phase_kernels_follow_weight_updates():
     layer = UpConv(1024, 4)
     x = torch.randn(1, 1024, 4, 4)
     with torch.no_grad():
-        layer(x)
+        layer.forward_as("phase", x)
         layer.weight.mul_(2)  # an in-place update (optimizer step, load_state_dict) must not reuse stale kernels
         expected = F.conv_transpose2d(x, layer.weight, stride=2, padding=1)
         magnitude = F.conv_transpose2d(x.abs(), layer.weight.abs(), stride=2, padding=1)
-        assert_equal_up_to_rounding(layer(x), expected, terms=4 * 1024, magnitude=magnitude)
+        assert_equal_up_to_rounding(layer.forward_as("phase", x), expected, terms=4 * 1024, magnitude=magnitude)
         # stale kernels would be off by the whole expected value, far beyond rounding
-        assert not torch.allclose(layer(x), expected / 2, atol=1e-2)
+        assert not torch.allclose(layer.forward_as("phase", x), expected / 2, atol=1e-2)
 
 
 def test_box_sum_equals_the_official_average_pool_times_nine():
