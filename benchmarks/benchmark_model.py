@@ -93,8 +93,9 @@ def run_case(impl: str, mode: str, resolution: int, batch: int, repeats: int, th
     rss_before = rss_mib()
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
+    step()  # warm-up (on the CPU it also times each transposed convolution's forms once: not counted)
     with FlopCounterMode(display=False) as counter:
-        first = step()  # also the warm-up
+        first = step()
     sync()
     checksum = float(first.detach().double().abs().mean())
     times = []
