@@ -6,7 +6,8 @@ no_grad, three forms of the same arithmetic, timed interleaved (median of --repe
 
   * plain:         F.conv_transpose2d on NCHW input;
   * channels-last: the same on a channels-last input (oneDNN's preferred layout on some CPUs);
-  * phase:         four 2×2 convolutions, one per output phase (rfr_pipeline.modeling_rfr.UpConv._phase_forward).
+  * phase:         four 2×2 convolutions, one per output phase
+(`UpConv.forward_as`, the forms the layer itself chooses from at first use).
 
 Each instruction set runs in its own process: `native` as this CPU is, `avx2` with ATEN_CPU_CAPABILITY=avx2 and
 ONEDNN_MAX_CPU_ISA=AVX2, the kernels an AVX2-only CPU gets.
@@ -17,6 +18,7 @@ ONEDNN_MAX_CPU_ISA=AVX2, the kernels an AVX2-only CPU gets.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -39,7 +41,7 @@ def layers(resolution: int) -> list[tuple[int, int, int]]:
 def measure_here(resolution: int, repeats: int, threads: int) -> dict:
     import torch
 
-    from rfr_pipeline.modeling_rfr import UpConv
+    from rfr_pipeline.modeling_rfr import UPCONV_FORMS, UpConv
 
     torch.set_num_threads(threads)
     results = []
@@ -47,12 +49,7 @@ def measure_here(resolution: int, repeats: int, threads: int) -> dict:
         torch.manual_seed(0)
         layer = UpConv(in_channels, out_channels).eval()
         x = torch.randn(1, in_channels, side, side)
-        forms = {
-            "plain": lambda: torch.nn.functional.conv_transpose2d(x, layer.weight, stride=2, padding=1),
-            "channels-last": lambda: torch.nn.functional.conv_transpose2d(
-                x.contiguous(memory_format=torch.channels_last), layer.weight, stride=2, padding=1).contiguous(),
-            "phase": lambda: layer._phase_forward(x),
-        }
+        forms = {form: functools.partial(layer.forward_as, form, x) for form in UPCONV_FORMS}
         times = {name: [] for name in forms}
         with torch.no_grad():
             reference = forms["plain"]()

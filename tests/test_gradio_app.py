@@ -472,15 +472,14 @@ def test_examples_are_complete_and_licensed():
 
 
 @requires_chromium
-def test_the_brush_follows_the_size_of_the_photo(app_url, tmp_path):
+def test_the_brush_follows_the_size_of_the_photo(app_url, tmp_path, photo):
     """A stroke covers the same share of a small photo as of a large one: the brush radius is the photo's longer side
     / BRUSH_DIVISOR, in the photo's own pixels (what is painted is what is repainted)."""
-    rng = np.random.default_rng(0)
     thickness = {}
     with browser_page() as page:
-        for width, height in ((320, 240), (1280, 960)):
+        for width, height in ((320, 240), (768, 576)):
             path = tmp_path / f"photo{width}.png"
-            PIL.Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
+            photo(height, width).save(path)
             upload(page, app_url, path)
             radius = round(width / gradio_app.BRUSH_DIVISOR)
             # the editor resizes its canvas to the photo (animated), and the page resizes the brush with it
@@ -489,12 +488,11 @@ def test_the_brush_follows_the_size_of_the_photo(app_url, tmp_path):
             cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
             page.mouse.move(cx - 50, cy)
             page.mouse.down()
-            for dx in range(-50, 51, 10):
-                page.mouse.move(cx + dx, cy, steps=2)
+            page.mouse.move(cx + 50, cy, steps=6)  # (each pointer event is a slow redraw in headless Chromium)
             page.mouse.up()
             wait_until_painted(page)
             hole = shown_hole(page)
             assert hole.shape == (height, width)
             thickness[width] = hole[:, width // 2].sum()  # the stroke's height at the middle column
             assert abs(thickness[width] - 2 * radius) <= 2 + 0.1 * radius, (width, thickness[width], radius)
-    assert thickness[1280] > 3 * thickness[320]
+    assert thickness[768] > 1.8 * thickness[320]  # radius 12 vs 5
