@@ -42,7 +42,7 @@ def export_onnx(model, path: str | Path, opset: int = DEFAULT_OPSET, fp16: bool 
         model = model.rfrnet
     # A copy in eval mode and float32 on the CPU: the caller's model is left as it was.
     network = copy.deepcopy(model).to("cpu", torch.float32).eval()
-    wrapped = _Float16Network(network.half()) if fp16 else network
+    wrapped = _Float16Network(network.half()).eval() if fp16 else network
     batch = torch.export.Dim("batch", min=1)
     height = SIZE_MULTIPLE * torch.export.Dim("height_16", min=1)
     width = SIZE_MULTIPLE * torch.export.Dim("width_16", min=1)

@@ -379,12 +379,13 @@ def wait_until_painted(page, already=None, timeout=10.0):
     there before the stroke."""
     page.wait_for_timeout(700)  # the brush commits the stroke to its layer first; reading the layers earlier can lose it
     deadline = time.time() + timeout
-    while not (shown_hole(page) & (True if already is None else ~already)).any():
+    while not ((hole := shown_hole(page)) & (True if already is None else ~already)).any():
         if time.time() > deadline:
             page.screenshot(path="/tmp/stroke-lost.png")
             raise AssertionError("the stroke never reached the editor's layer (screenshot: /tmp/stroke-lost.png)")
         page.wait_for_timeout(200)
     page.wait_for_load_state("networkidle")
+    return hole  # what the editor holds now (reading it is slow on a large canvas: callers need not read it again)
 
 
 @requires_chromium
@@ -412,8 +413,7 @@ def test_in_a_real_browser_an_example_shows_the_mask_it_repaints(app_url):
         for x in range(60, 161, 10):
             page.mouse.move(left + x * zoom, top + 60 * zoom, steps=2)
         page.mouse.up()
-        wait_until_painted(page, already=example_hole)
-        shown = shown_hole(page)
+        shown = wait_until_painted(page, already=example_hole)
         assert (shown & example_hole).sum() / example_hole.sum() > 0.97  # the example's mask is still there
         stroke = shown & ~example_hole
         assert stroke[40:80, 50:170].any() and not stroke[200:, :].any()
@@ -490,8 +490,7 @@ def test_the_brush_follows_the_size_of_the_photo(app_url, tmp_path, photo):
             page.mouse.down()
             page.mouse.move(cx + 50, cy, steps=6)  # (each pointer event is a slow redraw in headless Chromium)
             page.mouse.up()
-            wait_until_painted(page)
-            hole = shown_hole(page)
+            hole = wait_until_painted(page)
             assert hole.shape == (height, width)
             thickness[width] = hole[:, width // 2].sum()  # the stroke's height at the middle column
             assert abs(thickness[width] - 2 * radius) <= 2 + 0.1 * radius, (width, thickness[width], radius)
