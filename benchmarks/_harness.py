@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -62,6 +63,18 @@ def timed(fn, repeats: int, warmup: bool = True) -> list[float]:
         fn()
         times.append(time.perf_counter() - start)
     return times
+
+
+def timed_interleaved(functions: dict, repeats: int) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Wall times (s) of `repeats` rounds calling every function once, in turn (so a busy spell of the machine
+    slows them alike), and their medians; warm them up first."""
+    times = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, fn in functions.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times, {name: statistics.median(t) for name, t in times.items()}
 
 
 def machine_info(threads: int) -> dict:

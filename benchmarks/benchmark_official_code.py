@@ -15,16 +15,14 @@ largest output difference is reported beside the times: a fast wrong model canno
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 import types
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-from benchmarks._harness import machine_info, write_report
+from benchmarks._harness import machine_info, timed_interleaved, write_report
 
 
 def import_official_generator(checkout: Path):
@@ -115,13 +113,7 @@ def measure(official_class, mode: str, size: int, batch: int, repeats: int) -> d
     difference = (run_official() - run_ours()).abs().max().item() if mode == "forward" else None  # also warm-ups
     if mode != "forward":
         run_official(), run_ours()
-    times = {"official": [], "ours": []}
-    for _ in range(repeats):
-        for name, fn in (("official", run_official), ("ours", run_ours)):
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    medians = {name: statistics.median(t) for name, t in times.items()}
+    times, medians = timed_interleaved({"official": run_official, "ours": run_ours}, repeats)
     return {"mode": mode, "size": size, "batch": batch, "median_s": medians, "times_s": times,
             "ours_over_official": medians["ours"] / medians["official"], "max_abs_difference": difference,
             "cpu_capability": torch.backends.cpu.get_cpu_capability()}

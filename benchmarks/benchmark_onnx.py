@@ -14,14 +14,12 @@ warm-up call each. Reported: medians and the ratio onnxruntime / PyTorch, and th
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-from benchmarks._harness import machine_info, write_report
+from benchmarks._harness import machine_info, timed_interleaved, write_report
 
 
 def load_network(name: str):
@@ -63,13 +61,7 @@ def measure(network, onnx_session, size: int, repeats: int, device: str) -> dict
         return onnx_session.run(["output"], feed)[0]
 
     difference = (torch.from_numpy(run_onnx()) - run_torch().cpu()).abs().max().item()  # also the warm-up
-    times = {"pytorch": [], "onnxruntime": []}
-    for _ in range(repeats):
-        for name, fn in (("pytorch", run_torch), ("onnxruntime", run_onnx)):
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    medians = {name: statistics.median(t) for name, t in times.items()}
+    times, medians = timed_interleaved({"pytorch": run_torch, "onnxruntime": run_onnx}, repeats)
     return {"size": size, "batch": 1, "median_s": medians, "times_s": times,
             "onnxruntime_over_pytorch": medians["onnxruntime"] / medians["pytorch"], "max_abs_difference": difference}
 

@@ -21,13 +21,11 @@ import argparse
 import functools
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from benchmarks._harness import REPO_ROOT, machine_info, write_report
+from benchmarks._harness import REPO_ROOT, machine_info, timed_interleaved, write_report
 
 ISA_ENVIRONMENTS = {"native": {}, "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
 
@@ -50,16 +48,11 @@ def measure_here(resolution: int, repeats: int, threads: int) -> dict:
         layer = UpConv(in_channels, out_channels).eval()
         x = torch.randn(1, in_channels, side, side)
         forms = {form: functools.partial(layer.forward_as, form, x) for form in UPCONV_FORMS}
-        times = {name: [] for name in forms}
         with torch.no_grad():
             reference = forms["plain"]()
             difference = {name: (fn() - reference).abs().max().item() for name, fn in forms.items()}  # warm-up too
-            for _ in range(repeats):
-                for name, fn in forms.items():
-                    start = time.perf_counter()
-                    fn()
-                    times[name].append(time.perf_counter() - start)
-        medians = {name: 1000 * statistics.median(t) for name, t in times.items()}
+            _, medians = timed_interleaved(forms, repeats)
+        medians = {name: 1000 * seconds for name, seconds in medians.items()}
         results.append({"layer": f"{in_channels}->{out_channels} @ {side}x{side}", "median_ms": medians,
                         "fastest": min(medians, key=medians.get), "max_abs_difference": difference})
     return {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "layers": results}

@@ -37,6 +37,9 @@ def export_onnx(model, path: str | Path, opset: int = DEFAULT_OPSET, fp16: bool 
     import onnx
 
     if not isinstance(model, RFRNet):  # a pipeline
+        if not isinstance(getattr(model, "rfrnet", None), RFRNet):
+            raise ValueError(f"export_onnx takes an RFRNet or an RFRInpaintPipeline holding one, got "
+                             f"{type(model).__name__}")
         default_strategy = model.config.default_strategy
         default_working_size = model.config.default_working_size
         model = model.rfrnet
@@ -120,12 +123,16 @@ class ONNXRFRNet:
         self.device, self.dtype = torch.device("cpu"), torch.float32
 
     def __call__(self, image: torch.Tensor, known_mask: torch.Tensor) -> torch.Tensor:
-        if image.ndim != 4 or image.shape[1] != 3 or image.shape[2] % SIZE_MULTIPLE or image.shape[3] % SIZE_MULTIPLE:
+        b, _, h, w = image.shape if image.ndim == 4 else (0, 0, 0, 0)
+        if image.ndim != 4 or image.shape[1] != 3 or h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
             raise ValueError(f"image must be a (B, 3, H, W) tensor with H and W multiples of {SIZE_MULTIPLE}, got "
                              f"{tuple(image.shape)}")
-        feed = {"image": image.detach().cpu().float().numpy(),
-                "known_mask": known_mask.detach().cpu().float().numpy()[:, :1]}
-        (output,) = self.session.run([OUTPUT_NAME], feed)
+        if known_mask.ndim != 4 or known_mask.shape[1] not in (1, 3) or known_mask.shape[0] != b \
+                or tuple(known_mask.shape[2:]) != (h, w):
+            raise ValueError(f"known_mask must be a ({b}, 1, {h}, {w}) tensor (1 = known), got "
+                             f"{tuple(known_mask.shape)}")
+        arrays = (image.detach().cpu().float().numpy(), known_mask[:, :1].detach().cpu().float().numpy())
+        (output,) = self.session.run([OUTPUT_NAME], dict(zip(INPUT_NAMES, arrays)))
         return torch.from_numpy(np.asarray(output))
 
     def __repr__(self) -> str:

@@ -73,8 +73,13 @@ def test_exports_are_deterministic_leave_the_model_as_it_was_and_fp16_keeps_floa
     image, known = torch.rand(1, 3, 32, 48), (torch.rand(1, 1, 32, 48) > 0.3).float()
     with torch.no_grad():
         expected = model.eval()(image, known)
-    got = ONNXRFRNet(first)(image, known)
+    network = ONNXRFRNet(first)
+    got = network(image, known)
     assert got.dtype == torch.float32 and (got - expected).abs().max() < 2e-2
+    with pytest.raises(ValueError, match="H and W multiples of 16"):
+        network(image[..., :40], known[..., :40])
+    with pytest.raises(ValueError, match=r"known_mask must be a \(1, 1, 32, 48\) tensor"):
+        network(image, known[..., :32])
 
 
 @requires_shared  # (not a `numerics` test: the AVX2 switches steer PyTorch's kernels, not onnxruntime's)
@@ -114,6 +119,9 @@ def test_bad_files_and_arguments_are_refused_clearly(tmp_path, capsys):
     onnx.save(onnx.helper.make_model(onnx.helper.make_graph([], "g", [], [])), foreign)
     with pytest.raises(ValueError, match="not exported by rfr_pipeline"):
         RFRInpaintPipeline.from_onnx(foreign)
+    with pytest.raises(ValueError, match="takes an RFRNet or an RFRInpaintPipeline holding one, got str"):
+        export_onnx("faces", tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
     with pytest.raises(SystemExit):
         export_script.main(["--model", "faces", "--output", str(tmp_path / "model.bin")])
     assert "expected a file name ending in .onnx" in capsys.readouterr().err
