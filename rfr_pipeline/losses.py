@@ -6,6 +6,10 @@
 valid/hole: mean over all elements of |gt − out| masked; perceptual: Σ over pool1..3 of mean|φ(gt) − φ(x)| for
 x in (out, comp); style: the same on Gram matrices, mean|G(gt) − G(x)| / (C·H·W) with G = φφᵀ per sample;
 tv: mean |vertical| + mean |horizontal| differences of comp·hole.
+
+The weights are the paper's by default. With perceptual and style weighted 0 the VGG16 is not needed (and not run):
+pixel losses alone favour the fill closest to the truth on average, which PSNR, SSIM and L1 reward, over the
+plausible texture that the VGG terms ask for.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ class LossWeights:
     style: float = 120.0
     tv: float = 0.1
 
+    @property
+    def uses_vgg(self) -> bool:
+        return bool(self.perceptual or self.style)
+
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """φφᵀ per sample, (B, C, C); computed in float32, autocast or not (the sums overflow half precision)."""
@@ -40,9 +48,11 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
 class InpaintingLoss(torch.nn.Module):
     """Returns a dict of the weighted total (`loss`) and each unweighted term (for logging)."""
 
-    def __init__(self, vgg: VGG16Features, weights: LossWeights = LossWeights()):
+    def __init__(self, vgg: VGG16Features | None, weights: LossWeights = LossWeights()):
         super().__init__()
-        self.vgg = vgg
+        if vgg is None and weights.uses_vgg:
+            raise ValueError("the perceptual and style terms need a VGG16: pass one, or weight both terms 0")
+        self.vgg = vgg if weights.uses_vgg else None
         self.weights = weights
 
     def forward(self, output: torch.Tensor, target: torch.Tensor, known_mask: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -52,18 +62,10 @@ class InpaintingLoss(torch.nn.Module):
         error = (target - output).abs()
         terms = {"valid": (error * known).mean(), "hole": (error * hole).mean()}
 
-        with torch.no_grad():
-            target_features = self.vgg(target.to(output.dtype))
-            target_grams = [gram_matrix(phi) for phi in target_features]
-        perceptual = output.new_zeros((), dtype=torch.float32)
-        style = output.new_zeros((), dtype=torch.float32)
-        for x in (output, comp):
-            for phi_target, gram_target, phi in zip(target_features, target_grams, self.vgg(x)):
-                c, h, w = phi.shape[1:]
-                perceptual = perceptual + (phi_target - phi).abs().float().mean()
-                style = style + ((gram_target - gram_matrix(phi)).abs() / (c * h * w)).mean()
-        terms["perceptual"] = perceptual
-        terms["style"] = style
+        if self.vgg is not None:
+            terms["perceptual"], terms["style"] = self.vgg_terms(output, comp, target)
+        else:
+            terms["perceptual"] = terms["style"] = output.new_zeros((), dtype=torch.float32)
         terms["tv"] = total_variation(comp * hole)
 
         w = self.weights
@@ -75,3 +77,17 @@ class InpaintingLoss(torch.nn.Module):
             + w.tv * terms["tv"]
         )
         return terms
+
+    def vgg_terms(self, output, comp, target) -> tuple[torch.Tensor, torch.Tensor]:
+        """The unweighted perceptual and style terms."""
+        with torch.no_grad():
+            target_features = self.vgg(target.to(output.dtype))
+            target_grams = [gram_matrix(phi) for phi in target_features]
+        perceptual = output.new_zeros((), dtype=torch.float32)
+        style = output.new_zeros((), dtype=torch.float32)
+        for x in (output, comp):
+            for phi_target, gram_target, phi in zip(target_features, target_grams, self.vgg(x)):
+                c, h, w = phi.shape[1:]
+                perceptual = perceptual + (phi_target - phi).abs().float().mean()
+                style = style + ((gram_target - gram_matrix(phi)).abs() / (c * h * w)).mean()
+        return perceptual, style

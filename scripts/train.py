@@ -40,7 +40,7 @@ from rfr_pipeline.atomic import atomic_file, make_ordinary
 from rfr_pipeline.data import InpaintingDataset, UnreadableImagesError, list_images, split_validation
 from rfr_pipeline.evaluation import composite_metrics
 from rfr_pipeline.hub import RESEARCH_ONLY_LICENCE, render_model_card, save_pipeline_atomically
-from rfr_pipeline.losses import InpaintingLoss
+from rfr_pipeline.losses import InpaintingLoss, LossWeights
 from rfr_pipeline.masks import MaskFolder, MaskGenerator
 from rfr_pipeline.vgg import load_vgg16_features
 
@@ -79,6 +79,11 @@ def parse_args(argv=None):
                        help=f"a preset ({', '.join(MODEL_PRESETS)}) or a JSON file of RFRNet arguments")
     model.add_argument("--pretrained_model", help="start from these weights (pipeline or RFRNet folder)")
     model.add_argument("--vgg_weights", help="VGG16 weights (torchvision .pth or scripts/prepare_vgg16.py output)")
+    model.add_argument("--perceptual_weight", type=float, default=LossWeights.perceptual,
+                       help="weight of the VGG16 perceptual term (paper: %(default)s)")
+    model.add_argument("--style_weight", type=float, default=LossWeights.style,
+                       help="weight of the VGG16 style term (paper: %(default)s); with both 0, pixel losses only and "
+                            "no VGG16 needed")
     model.add_argument("--allow_random_vgg", action="store_true",
                        help="train with a random VGG16 when no weights are found (smoke tests only)")
 
@@ -126,6 +131,9 @@ def parse_args(argv=None):
         p.error(f"--brush_width takes MIN MAX with 1 <= MIN <= MAX, got {args.brush_width}")
     if args.resolution % 16:
         p.error(f"--resolution must be a multiple of 16, got {args.resolution}")
+    if min(args.perceptual_weight, args.style_weight) < 0:
+        p.error(f"loss weights must be 0 or more, got --perceptual_weight {args.perceptual_weight} "
+                f"--style_weight {args.style_weight}")
     return args
 
 
@@ -336,12 +344,16 @@ def build_model(args, accelerator):
     """The network (new or pretrained), the loss with its VGG16, the optimiser and the optional EMA."""
     model = load_pretrained(args.pretrained_model) if args.pretrained_model else \
         RFRNet(**model_kwargs(args.model_config, args.resolution))
-    try:
-        vgg = load_vgg16_features(args.vgg_weights, allow_random=args.allow_random_vgg)
-    except (RuntimeError, ValueError, OSError) as err:
-        raise SystemExit(f"error: {err}\nPass --vgg_weights (see scripts/prepare_vgg16.py), or --allow_random_vgg "
-                         "for a smoke test.") from err
-    loss_fn = InpaintingLoss(vgg.to(accelerator.device))
+    weights = LossWeights(perceptual=args.perceptual_weight, style=args.style_weight)
+    logger.info(f"loss: {weights}" + ("" if weights.uses_vgg else ", pixel losses only (no VGG16)"))
+    vgg = None
+    if weights.uses_vgg:
+        try:
+            vgg = load_vgg16_features(args.vgg_weights, allow_random=args.allow_random_vgg).to(accelerator.device)
+        except (RuntimeError, ValueError, OSError) as err:
+            raise SystemExit(f"error: {err}\nPass --vgg_weights (see scripts/prepare_vgg16.py), or "
+                             "--allow_random_vgg for a smoke test.") from err
+    loss_fn = InpaintingLoss(vgg, weights)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     lr = args.finetune_learning_rate if args.finetune else args.learning_rate

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from rfr_pipeline.losses import InpaintingLoss, gram_matrix, total_variation
+from rfr_pipeline.losses import InpaintingLoss, LossWeights, gram_matrix, total_variation
 from rfr_pipeline.vgg import VGG16Features
 from tests.official_reference import official_generator_loss
 
@@ -50,3 +50,18 @@ def test_gradients_reach_the_output_only():
     InpaintingLoss(vgg)(output, torch.rand(1, 3, 16, 16), torch.ones(1, 1, 16, 16))["loss"].backward()
     assert output.grad is not None and output.grad.abs().sum() > 0
     assert all(p.grad is None for p in vgg.parameters())
+
+
+def test_pixel_losses_alone_run_no_vgg():
+    torch.manual_seed(0)
+    target, output = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    known = (torch.rand(2, 1, 32, 32) > 0.4).float()
+    pixels_only = LossWeights(perceptual=0, style=0)
+    full = InpaintingLoss(VGG16Features())(output, target, known)
+    terms = InpaintingLoss(None, pixels_only)(output, target, known)
+    for name in ("valid", "hole", "tv"):
+        torch.testing.assert_close(terms[name], full[name])
+    assert terms["perceptual"].item() == 0 and terms["style"].item() == 0
+    torch.testing.assert_close(terms["loss"], full["valid"] + 6 * full["hole"] + 0.1 * full["tv"])
+    with pytest.raises(ValueError, match="need a VGG16"):
+        InpaintingLoss(None)

@@ -256,10 +256,21 @@ def test_refuses_random_vgg_unless_asked(data_dir, tmp_path):
     assert proc.returncode != 0 and "--vgg_weights" in proc.stderr
 
 
+def test_pixel_losses_alone_need_no_vgg(data_dir, tmp_path, train_here):
+    args = [a for a in train_args(data_dir, tmp_path / "pixels", "--max_train_steps", "2", "--perceptual_weight", "0",
+                                  "--style_weight", "0") if a != "--allow_random_vgg"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))  # no VGG16 weights anywhere
+        log = train_here(args)
+    assert "perceptual=0.0, style=0.0, tv=0.1), pixel losses only (no VGG16)" in log
+    assert RFRInpaintPipeline.from_pretrained(tmp_path / "pixels" / "pipeline")
+
+
 @pytest.mark.parametrize("bad, message", [
     (["--max_train_seconds", "0"], "--max_train_seconds must be positive"),
     (["--min_crop_scale", "1.5"], "--min_crop_scale must be in (0, 1]"),
     (["--brush_width", "24", "2"], "--brush_width takes MIN MAX with 1 <= MIN <= MAX"),
+    (["--style_weight", "-1"], "loss weights must be 0 or more"),
 ])
 def test_bad_arguments_are_refused_before_anything_starts(bad, message, capsys):
     from scripts import train
