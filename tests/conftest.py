@@ -11,6 +11,11 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
+# Under pytest-xdist, share the cores between the workers (and the subprocesses they start): OpenMP threads that
+# outnumber the cores spin against each other, and tiny test tensors gain nothing from a second thread.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
 import numpy as np
 import PIL.Image
 import pytest

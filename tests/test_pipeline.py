@@ -123,23 +123,23 @@ def test_odd_sizes(photo, pipe, size):
 
 @pytest.mark.parametrize("strategy", ["original", "resize", "crop", "auto"])
 def test_strategies_on_a_large_photo(box_mask, photo, pipe, strategy):
-    image = photo(768, 1024)
-    mask = box_mask(768, 1024, ((100, 150, 180, 260), (500, 700, 600, 820)))
+    image = photo(384, 512)  # four times the working size (the attention of "original" grows with its square)
+    mask = box_mask(384, 512, ((50, 75, 90, 130), (250, 350, 300, 410)))
     calls = []
     hook = pipe.rfrnet.register_forward_pre_hook(lambda module, args: calls.append(tuple(args[0].shape)))
     try:
-        result = pipe(image, mask, strategy=strategy, working_size=256).images[0]
+        result = pipe(image, mask, strategy=strategy, working_size=128).images[0]
     finally:
         hook.remove()
-    assert result.size == (1024, 768)
+    assert result.size == (512, 384)
     assert_known_identical(result, image, hole_of(mask))
     sizes = [s[-2:] for s in calls]
     if strategy == "original":
-        assert sizes == [(768, 1024)]
+        assert sizes == [(384, 512)]
     elif strategy == "resize":
-        assert sizes == [(192, 256)]
+        assert sizes == [(96, 128)]
     else:  # crop (auto picks crop at this size): one window per separate region, each at most working_size
-        assert len(calls) == 2 and all(s[0] == 1 and max(s[-2:]) <= 256 for s in calls)
+        assert len(calls) == 2 and all(s[0] == 1 and max(s[-2:]) <= 128 for s in calls)
 
 
 def test_crop_merges_overlapping_windows(box_mask, photo, pipe):
