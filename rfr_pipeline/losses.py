@@ -7,6 +7,9 @@ valid/hole: mean over all elements of |gt − out| masked; perceptual: Σ over p
 x in (out, comp); style: the same on Gram matrices, mean|G(gt) − G(x)| / (C·H·W) with G = φφᵀ per sample;
 tv: mean |vertical| + mean |horizontal| differences of comp·hole.
 
+An optional term not in the paper, ssim = 1 − SSIM(comp, gt) (torchmetrics: Gaussian window 11, σ 1.5), weighted 0
+by default, rewards fills whose local structure and contrast match the truth, as the SSIM metric measures them.
+
 The weights are the paper's by default. With perceptual and style weighted 0 the VGG16 is not needed (and not run):
 pixel losses alone favour the fill closest to the truth on average, which PSNR, SSIM and L1 reward, over the
 plausible texture that the VGG terms ask for.
@@ -28,6 +31,7 @@ class LossWeights:
     perceptual: float = 0.05
     style: float = 120.0
     tv: float = 0.1
+    ssim: float = 0.0  # not in the paper
 
     @property
     def uses_vgg(self) -> bool:
@@ -39,6 +43,13 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     flat = features.flatten(2).float()
     with torch.autocast(device_type=flat.device.type, enabled=False):
         return torch.bmm(flat, flat.transpose(1, 2))
+
+
+def structural_similarity(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean SSIM of images in [0, 1], differentiable (torchmetrics, the `[train]` extra)."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    return structural_similarity_index_measure(x, y, data_range=1.0)
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
@@ -67,6 +78,8 @@ class InpaintingLoss(torch.nn.Module):
         else:
             terms["perceptual"] = terms["style"] = output.new_zeros((), dtype=torch.float32)
         terms["tv"] = total_variation(comp * hole)
+        terms["ssim"] = 1 - structural_similarity(comp.float(), target.float()) if self.weights.ssim else \
+            output.new_zeros((), dtype=torch.float32)
 
         w = self.weights
         terms["loss"] = (
@@ -75,6 +88,7 @@ class InpaintingLoss(torch.nn.Module):
             + w.perceptual * terms["perceptual"]
             + w.style * terms["style"]
             + w.tv * terms["tv"]
+            + w.ssim * terms["ssim"]
         )
         return terms
 

@@ -84,6 +84,8 @@ def parse_args(argv=None):
     model.add_argument("--style_weight", type=float, default=LossWeights.style,
                        help="weight of the VGG16 style term (paper: %(default)s); with both 0, pixel losses only and "
                             "no VGG16 needed")
+    model.add_argument("--ssim_weight", type=float, default=0.0,
+                       help="weight of a 1 − SSIM(composite, truth) term (not in the paper; default %(default)s)")
     model.add_argument("--allow_random_vgg", action="store_true",
                        help="train with a random VGG16 when no weights are found (smoke tests only)")
 
@@ -131,9 +133,9 @@ def parse_args(argv=None):
         p.error(f"--brush_width takes MIN MAX with 1 <= MIN <= MAX, got {args.brush_width}")
     if args.resolution % 16:
         p.error(f"--resolution must be a multiple of 16, got {args.resolution}")
-    if min(args.perceptual_weight, args.style_weight) < 0:
+    if min(args.perceptual_weight, args.style_weight, args.ssim_weight) < 0:
         p.error(f"loss weights must be 0 or more, got --perceptual_weight {args.perceptual_weight} "
-                f"--style_weight {args.style_weight}")
+                f"--style_weight {args.style_weight} --ssim_weight {args.ssim_weight}")
     return args
 
 
@@ -344,7 +346,7 @@ def build_model(args, accelerator):
     """The network (new or pretrained), the loss with its VGG16, the optimiser and the optional EMA."""
     model = load_pretrained(args.pretrained_model) if args.pretrained_model else \
         RFRNet(**model_kwargs(args.model_config, args.resolution))
-    weights = LossWeights(perceptual=args.perceptual_weight, style=args.style_weight)
+    weights = LossWeights(perceptual=args.perceptual_weight, style=args.style_weight, ssim=args.ssim_weight)
     logger.info(f"loss: {weights}" + ("" if weights.uses_vgg else ", pixel losses only (no VGG16)"))
     vgg = None
     if weights.uses_vgg:

@@ -65,3 +65,22 @@ def test_pixel_losses_alone_run_no_vgg():
     torch.testing.assert_close(terms["loss"], full["valid"] + 6 * full["hole"] + 0.1 * full["tv"])
     with pytest.raises(ValueError, match="need a VGG16"):
         InpaintingLoss(None)
+
+
+def test_the_ssim_term_is_one_minus_the_ssim_of_the_composite():
+    torch.manual_seed(0)
+    target, output = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32, requires_grad=True)
+    known = (torch.rand(2, 1, 32, 32) > 0.4).float()
+    with_ssim = LossWeights(perceptual=0, style=0, ssim=2.0)
+    terms = InpaintingLoss(None, with_ssim)(output, target, known)
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    comp = output * (1 - known) + target * known
+    torch.testing.assert_close(terms["ssim"], 1 - structural_similarity_index_measure(comp, target, data_range=1.0))
+    assert 0 < terms["ssim"].item() < 1
+    plain = InpaintingLoss(None, LossWeights(perceptual=0, style=0))(output, target, known)
+    torch.testing.assert_close(terms["loss"], plain["loss"] + 2.0 * terms["ssim"])
+    (grad,) = torch.autograd.grad(terms["ssim"], output)  # differentiable, through the hole only
+    assert grad[(known == 1).expand_as(output)].abs().max() == 0 and grad.abs().sum() > 0
+    perfect = InpaintingLoss(None, with_ssim)(target, target, known)["ssim"]
+    assert abs(perfect.item()) < 1e-6
