@@ -344,8 +344,13 @@ def make_accelerator(args) -> Accelerator:
 
 def build_model(args, accelerator):
     """The network (new or pretrained), the loss with its VGG16, the optimiser and the optional EMA."""
-    model = load_pretrained(args.pretrained_model) if args.pretrained_model else \
-        RFRNet(**model_kwargs(args.model_config, args.resolution))
+    if args.pretrained_model:
+        model = load_pretrained(args.pretrained_model)
+        # sample_size is the resolution a model was trained at (the pipeline serves at twice it by default): a model
+        # fine-tuned at another resolution records the new one.
+        model.register_to_config(sample_size=args.resolution)
+    else:
+        model = RFRNet(**model_kwargs(args.model_config, args.resolution))
     weights = LossWeights(perceptual=args.perceptual_weight, style=args.style_weight, ssim=args.ssim_weight)
     logger.info(f"loss: {weights}" + ("" if weights.uses_vgg else ", pixel losses only (no VGG16)"))
     vgg = None

@@ -198,9 +198,11 @@ def test_finetune_keeps_batchnorm_statistics(data_dir, tmp_path, train_here):
          "--report_to", "tensorboard"])
     assert list((tmp_path / "phase1" / "logs").rglob("events.out.tfevents.*")), "no tensorboard log"
     start = weights(tmp_path / "phase1" / "pipeline")
-    train_here(train_args(data_dir, tmp_path / "phase2", "--max_train_steps", "2", "--finetune",
+    train_here(train_args(data_dir, tmp_path / "phase2", "--max_train_steps", "2", "--finetune", "--resolution", "48",
                           "--pretrained_model", str(tmp_path / "phase1" / "pipeline")))
     end = weights(tmp_path / "phase2" / "pipeline")
+    # fine-tuned at 48²: the saved model says so (the pipeline serves at twice its training resolution)
+    assert RFRInpaintPipeline.from_pretrained(tmp_path / "phase2" / "pipeline").rfrnet.config.sample_size == 48
     for name, tensor in start.items():
         if "running_" in name or "num_batches_tracked" in name:
             assert torch.equal(end[name], tensor), name
