@@ -86,7 +86,10 @@ def machine_info(threads: int) -> dict:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    info = {"cpu": cpu, "threads": threads, "torch": torch.__version__, "python": platform.python_version()}
+    info = {"cpu": cpu, "threads": threads, "torch": torch.__version__, "python": platform.python_version(),
+            # the kernels ATen and oneDNN pick follow the instruction set (and these switches, when set)
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "unset (the CPU's best)")}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info

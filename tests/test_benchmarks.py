@@ -35,7 +35,8 @@ def test_model_benchmark_quick(tmp_path):
 def test_benchmark_entry_point_quick(tmp_path):
     # Every kind of case, at one size and batch each (each case is a subprocess of several seconds).
     report, stdout = run("benchmark.py", tmp_path, "--threads", "1", "--resolutions", "32", "--batch-sizes", "2")
-    assert {"cpu", "threads", "torch"} <= report["machine"].keys() and report["machine"]["threads"] == 1
+    assert {"cpu", "threads", "torch", "cpu_capability", "onednn_max_cpu_isa"} <= report["machine"].keys()
+    assert report["machine"]["threads"] == 1
     assert report["device"] == "cpu" and report["model"] == "tiny random RFRNet"
     measured = {(r["kind"], r.get("strategy"), tuple(r["size"]), r.get("batch")) for r in report["results"]}
     expected = {(kind, None, (32, 32), 2) for kind in ("forward", "pipeline")}
