@@ -84,7 +84,7 @@ def parse_args(argv=None):
     model.add_argument("--style_weight", type=float, default=LossWeights.style,
                        help="weight of the VGG16 style term (paper: %(default)s); with both 0, pixel losses only and "
                             "no VGG16 needed")
-    model.add_argument("--ssim_weight", type=float, default=0.0,
+    model.add_argument("--ssim_weight", type=float, default=LossWeights.ssim,
                        help="weight of a 1 − SSIM(composite, truth) term (not in the paper; default %(default)s)")
     model.add_argument("--allow_random_vgg", action="store_true",
                        help="train with a random VGG16 when no weights are found (smoke tests only)")
