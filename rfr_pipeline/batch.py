@@ -53,7 +53,8 @@ def read_records(manifest: Path, offset: int = 0) -> tuple[list[dict], int]:
 
 
 def inpaint_folder(image, mask, output, model: str | None = None, *, batch_size: int = 1, overwrite: bool = False,
-                   strategy: str | None = None, working_size: int | None = None, mask_dilation: int = 0,
+                   strategy: str | None = None, working_size: int | None = None,
+                   flip_average: bool | None = None, mask_dilation: int = 0,
                    invert_mask: bool = False, resize_mask: bool = False, dtype: str = "float32",
                    device: str | None = None, progress: bool = True) -> dict[str, int]:
     """Inpaint every photo of the folder `image` (masks matched by file name in the folder `mask`, or one mask file
@@ -86,7 +87,8 @@ def inpaint_folder(image, mask, output, model: str | None = None, *, batch_size:
             append_record(manifest, {"image": str(image / message.split(":")[0]), "output": None, "status": "failed",
                                      "process": state.process_index, "seconds": 0.0, "error": message})
     pipe = load_pipeline(model, str(device or state.device), dtype)
-    options = {"strategy": strategy, "working_size": working_size, "mask_dilation": mask_dilation,
+    options = {"strategy": strategy, "working_size": working_size, "flip_average": flip_average,
+               "mask_dilation": mask_dilation,
                "invert_mask": invert_mask, "resize_mask": resize_mask}
     state.wait_for_everyone()
 

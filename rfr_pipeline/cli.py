@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--strategy", choices=STRATEGIES,
                         help="how large images reach the model (default: the model's own default, usually auto)")
     parser.add_argument("--working-size", type=int, help="longest side processed at once (multiple of 16)")
+    parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction,
+                        help="also fill the mirror image and average the two (twice the time; default: the "
+                             "model's own default)")
     parser.add_argument("--mask-dilation", type=int, default=0, help="grow the hole by this many pixels")
     parser.add_argument("--invert-mask", action="store_true", help="black = repaint")
     parser.add_argument("--resize-mask", action="store_true",
@@ -255,7 +258,7 @@ def describe_failure(err: BaseException) -> str:
 def inpaint_file(pipe, job: Job, args) -> None:
     image, mask = open_pair(job)
     result = pipe(image=image, mask_image=mask, strategy=args.strategy, working_size=args.working_size,
-                  mask_dilation=args.mask_dilation, invert_mask=args.invert_mask,
+                  flip_average=args.flip_average, mask_dilation=args.mask_dilation, invert_mask=args.invert_mask,
                   resize_mask=args.resize_mask).images[0]
     save_result(result, job.output)
 
@@ -279,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
 
             totals = inpaint_folder(args.image, args.mask, args.output, args.model, batch_size=args.batch_size,
                                     overwrite=args.overwrite, strategy=args.strategy, working_size=args.working_size,
+                                    flip_average=args.flip_average,
                                     mask_dilation=args.mask_dilation, invert_mask=args.invert_mask,
                                     resize_mask=args.resize_mask, dtype=args.dtype,
                                     device=None if args.device == "cpu" else args.device)

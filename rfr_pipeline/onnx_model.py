@@ -30,7 +30,8 @@ METADATA_KEY = "rfr_pipeline"  # JSON: the RFRNet config and the pipeline's serv
 
 
 def export_onnx(model, path: str | Path, opset: int = DEFAULT_OPSET, fp16: bool = False,
-                default_strategy: str = "auto", default_working_size: int | None = None) -> Path:
+                default_strategy: str = "auto", default_working_size: int | None = None,
+                default_flip_average: bool = False) -> Path:
     """Write `model` (an `RFRNet`, or an `RFRInpaintPipeline` whose serving defaults are recorded too) to `path`
     as ONNX, checked by `onnx.checker`, atomically. With `fp16` the weights and arithmetic are float16 (about half
     the file, for GPUs and onnxruntime-web) while the inputs and output stay float32. Returns the path."""
@@ -42,6 +43,7 @@ def export_onnx(model, path: str | Path, opset: int = DEFAULT_OPSET, fp16: bool 
                              f"{type(model).__name__}")
         default_strategy = model.config.default_strategy
         default_working_size = model.config.default_working_size
+        default_flip_average = model.config.default_flip_average
         model = model.rfrnet
     # A copy in eval mode and float32 on the CPU: the caller's model is left as it was.
     network = copy.deepcopy(model).to("cpu", torch.float32).eval()
@@ -63,7 +65,8 @@ def export_onnx(model, path: str | Path, opset: int = DEFAULT_OPSET, fp16: bool 
         del node.metadata_props[:]
     config = {k: v for k, v in network.config.items() if not k.startswith("_")}
     metadata = {"config": config, "default_strategy": default_strategy,
-                "default_working_size": default_working_size, "fp16": fp16}
+                "default_working_size": default_working_size, "default_flip_average": default_flip_average,
+                "fp16": fp16}
     proto.metadata_props.add(key=METADATA_KEY, value=json.dumps(metadata, sort_keys=True, default=list))
     proto.producer_name = "rfr_pipeline"
     onnx.checker.check_model(proto, full_check=True)
@@ -118,6 +121,7 @@ class ONNXRFRNet:
         self.config = _Config(metadata["config"])
         self.default_strategy = metadata["default_strategy"]
         self.default_working_size = metadata["default_working_size"]
+        self.default_flip_average = metadata.get("default_flip_average", False)  # older exports do not record it
         self.session = onnxruntime.InferenceSession(str(self.path), sess_options=session_options,
                                                     providers=providers or ["CPUExecutionProvider"])
         self.device, self.dtype = torch.device("cpu"), torch.float32

@@ -56,6 +56,11 @@ def _check_working_size(working_size) -> None:
                          f"got {working_size!r}")
 
 
+def _check_flip_average(flip_average) -> None:
+    if not isinstance(flip_average, (bool, np.bool_)):
+        raise ValueError(f"flip_average must be True or False, got {flip_average!r}")
+
+
 @dataclass
 class _Tile:
     """One network input: an image window (maybe rescaled) and where its prediction goes back."""
@@ -75,6 +80,7 @@ class RFRInpaintPipeline(DiffusionPipeline):
             checkpoint can say how it is best served (e.g. `"resize"` for a model of whole faces).
         default_working_size (`int`, *optional*): likewise for `working_size`; `None` means twice
             `rfrnet.config.sample_size`.
+        default_flip_average (`bool`, defaults to `False`): likewise for `flip_average`.
 
     Large images: the network needs sizes in multiples of 16, and its attention memory grows with the square of the
     pixel count, so `strategy` chooses how a photo reaches it:
@@ -90,12 +96,15 @@ class RFRInpaintPipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "rfrnet"
 
-    def __init__(self, rfrnet: RFRNet, default_strategy: str = "auto", default_working_size: int | None = None):
+    def __init__(self, rfrnet: RFRNet, default_strategy: str = "auto", default_working_size: int | None = None,
+                 default_flip_average: bool = False):
         super().__init__()
         self.register_modules(rfrnet=rfrnet)
         _check_strategy(default_strategy)
         _check_working_size(default_working_size)
-        self.register_to_config(default_strategy=default_strategy, default_working_size=default_working_size)
+        _check_flip_average(default_flip_average)
+        self.register_to_config(default_strategy=default_strategy, default_working_size=default_working_size,
+                                default_flip_average=default_flip_average)
 
     @classmethod
     def from_onnx(cls, path, providers: list | None = None, session_options=None) -> RFRInpaintPipeline:
@@ -106,7 +115,8 @@ class RFRInpaintPipeline(DiffusionPipeline):
 
         network = ONNXRFRNet(path, providers, session_options)
         return cls(rfrnet=network, default_strategy=network.default_strategy,
-                   default_working_size=network.default_working_size)
+                   default_working_size=network.default_working_size,
+                   default_flip_average=network.default_flip_average)
 
     # -- 1. check -----------------------------------------------------------------------------------------------
 
@@ -123,8 +133,9 @@ class RFRInpaintPipeline(DiffusionPipeline):
         return [x]
 
     def check_inputs(self, strategy, output_type, working_size, crop_margin, mask_dilation, feather_radius,
-                     batch_size):
+                     batch_size, flip_average):
         _check_strategy(strategy)
+        _check_flip_average(flip_average)
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
         _check_working_size(working_size)
@@ -190,8 +201,9 @@ class RFRInpaintPipeline(DiffusionPipeline):
         size = ip.fit_size(h, w, working_size, SIZE_MULTIPLE)
         return _Tile(index, ip.resize(image[None], size)[0], ip.shrink_mask(hole, size), box)
 
-    def run(self, tiles: list[_Tile], batch_size: int) -> list[torch.Tensor]:
-        """The network's prediction for each tile, clamped to [0, 1], on the CPU in float32."""
+    def run(self, tiles: list[_Tile], batch_size: int, flip_average: bool = False) -> list[torch.Tensor]:
+        """The network's prediction for each tile, clamped to [0, 1], on the CPU in float32; with `flip_average`, the
+        mean of the predictions for the tile and for its mirror image (mirrored back)."""
         predictions: list[torch.Tensor | None] = [None] * len(tiles)
         by_shape: dict[tuple, list[int]] = {}
         for n, tile in enumerate(tiles):
@@ -204,8 +216,11 @@ class RFRInpaintPipeline(DiffusionPipeline):
             # Pad image and hole alike, so that padding mirrors holes as holes and never leaks their content.
             images, (h, w) = ip.pad_to_multiple(images, SIZE_MULTIPLE)
             holes, _ = ip.pad_to_multiple(holes, SIZE_MULTIPLE)
-            out = self.rfrnet(images.to(device, dtype), (1 - holes).to(device))
-            out = out[:, :, :h, :w].float().clamp_(0, 1).cpu()
+            images, known = images.to(device, dtype), (1 - holes).to(device)
+            out = self.rfrnet(images, known).clamp(0, 1)
+            if flip_average:
+                out = (out + self.rfrnet(images.flip(-1), known.flip(-1)).flip(-1).clamp(0, 1)) / 2
+            out = out[:, :, :h, :w].float().cpu()
             for n, pred in zip(ids, out):
                 predictions[n] = pred
         return predictions
@@ -248,6 +263,7 @@ class RFRInpaintPipeline(DiffusionPipeline):
         invert_mask: bool = False,
         resize_mask: bool = False,
         batch_size: int = 4,
+        flip_average: bool | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
     ):
@@ -280,6 +296,10 @@ class RFRInpaintPipeline(DiffusionPipeline):
                 Resize a mask of another size to its image (nearest neighbour) instead of raising.
             batch_size (`int`, defaults to 4):
                 Tiles of equal size sent to the network together.
+            flip_average (`bool`, *optional*):
+                Also run the network on the mirror image and average the two fills (twice the time). The average
+                keeps what both agree on and damps texture the network invents, which scores higher on PSNR, SSIM
+                and L1 (the model card has the numbers); defaults to the pipeline's `default_flip_average`.
             output_type (`str`, defaults to `"pil"`):
                 `"pil"`, `"np"` (float32 in [0, 1], `images[i]` of shape (H, W, 3)) or `"pt"` (float32 on the CPU,
                 `images[i]` of shape (3, H, W)). Photos of one size come stacked, as a (B, H, W, 3) array or a
@@ -296,7 +316,9 @@ class RFRInpaintPipeline(DiffusionPipeline):
         recurrent filling: their centres come out grey-ish; use `strategy="resize"` or a smaller `working_size`.
         """
         strategy = strategy or self.config.default_strategy
-        self.check_inputs(strategy, output_type, working_size, crop_margin, mask_dilation, feather_radius, batch_size)
+        flip_average = self.config.default_flip_average if flip_average is None else flip_average
+        self.check_inputs(strategy, output_type, working_size, crop_margin, mask_dilation, feather_radius, batch_size,
+                          flip_average)
         working_size, crop_margin, mask_dilation, feather_radius, batch_size = (
             None if v is None else int(v) for v in (working_size, crop_margin, mask_dilation, feather_radius, batch_size))
         working_size = working_size or self.config.default_working_size or 2 * self.rfrnet.config.sample_size
@@ -307,7 +329,7 @@ class RFRInpaintPipeline(DiffusionPipeline):
         for n, (img, hole) in enumerate(zip(images, holes)):
             if hole.any():
                 tiles += self._tiles(n, img.rgb, hole, strategy, working_size, crop_margin)
-        predictions = self.run(tiles, batch_size) if tiles else []
+        predictions = self.run(tiles, batch_size, flip_average) if tiles else []
 
         results = []
         for n, (img, hole) in enumerate(zip(images, holes)):

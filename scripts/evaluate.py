@@ -3,6 +3,7 @@
 
     python scripts/evaluate.py --model DIR_OR_REPO --images val/ --masks masks/irregular/ --output eval/ \\
         [--resolution 256] [--limit 200] [--baselines telea,navier-stokes] [--seed 0] [--lpips WEIGHTS] [--strategy S]
+        [--flip_average | --no-flip_average]
 
 Images are centre-cropped and resized to the resolution (as the official test does), masks resized with nearest
 neighbour (white = hole). With NVIDIA irregular masks (file number N: bin N // 2000 = 1–10 %, …, 50–60 %) every image
@@ -50,7 +51,8 @@ from rfr_pipeline.pipeline_rfr_inpaint import STRATEGIES
 logger = logging.getLogger("evaluate")
 
 
-def evaluate_pairs(pairs, pipe, strategy, baselines: list[str], resolution: int, lpips, grid_examples: int):
+def evaluate_pairs(pairs, pipe, strategy, baselines: list[str], resolution: int, lpips, grid_examples: int,
+                   flip_average: bool | None = None):
     """Per-image metric rows of every method, example grids by bin, and the pairs that could not be read."""
     rows, grids, failures = [], defaultdict(list), []
     for image_path, mask_path, bin_index in tqdm(pairs, desc="evaluating"):
@@ -66,7 +68,7 @@ def evaluate_pairs(pairs, pipe, strategy, baselines: list[str], resolution: int,
         bin_index = measured_bin(hole) if bin_index is None else bin_index
         results = {}
         if pipe is not None:
-            results["rfr-net"] = np.asarray(pipe(photo, hole, strategy=strategy).images[0])
+            results["rfr-net"] = np.asarray(pipe(photo, hole, strategy=strategy, flip_average=flip_average).images[0])
         for name in baselines:
             results[name] = run_baseline(name, photo, hole)
         for method, comp in results.items():
@@ -91,6 +93,8 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--strategy", choices=STRATEGIES,
                         help="how the pipeline serves each photo (default: the model's own default_strategy)")
+    parser.add_argument("--flip_average", action=argparse.BooleanOptionalAction,
+                        help="average each fill with its mirror image's (default: the model's default_flip_average)")
     parser.add_argument("--grid_examples", type=int, default=4, help="examples per bin in the PNG grids")
     parser.add_argument("--lpips", type=Path, metavar="WEIGHTS",
                         help="also report LPIPS (VGG): the file of scripts/prepare_vgg16.py (VGG16 + LPIPS heads)")
@@ -122,16 +126,17 @@ def main(argv=None) -> int:
         pipe = RFRInpaintPipeline.from_pretrained(args.model).to(args.device)
         pipe.set_progress_bar_config(disable=True)
         args.strategy = args.strategy or pipe.config.default_strategy
+        args.flip_average = pipe.config.default_flip_average if args.flip_average is None else args.flip_average
     methods = (["rfr-net"] if pipe else []) + baselines
     args.output.mkdir(parents=True, exist_ok=True)
 
     pairs = pair_images_with_masks(images, masks, args.seed)
     rows, grids, failures = evaluate_pairs(pairs, pipe, args.strategy, baselines, args.resolution, lpips,
-                                           args.grid_examples)
+                                           args.grid_examples, args.flip_average)
 
     summary = summarise(rows)
     report = {"methods": methods, "resolution": args.resolution, "seed": args.seed, "strategy": args.strategy,
-              "summary": summary,
+              "flip_average": args.flip_average, "summary": summary,
               "skipped": failures, "per_image": rows}
     with atomic_file(args.output / "metrics.json") as tmp:
         tmp.write_text(json.dumps(report, indent=1))

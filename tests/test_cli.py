@@ -112,6 +112,18 @@ def test_a_single_result_takes_the_format_of_its_extension(box_mask, tiny_pipeli
         assert np.array_equal(np.asarray(PIL.Image.open(tmp_path / name).convert("RGB"))[~hole], source[~hole])
 
 
+def test_flip_average_option_reaches_the_pipeline(tiny_pipeline_dir, inputs, tmp_path):
+    from rfr_pipeline import RFRInpaintPipeline
+
+    pipe = RFRInpaintPipeline.from_pretrained(tiny_pipeline_dir)
+    image, mask = (PIL.Image.open(p) for p in inputs)
+    for flag, flip in (("--flip-average", True), ("--no-flip-average", False)):
+        assert cli_main(single(inputs, tmp_path / f"{flip}.png", tiny_pipeline_dir, flag)) == 0
+        expected = np.asarray(pipe(image, mask, flip_average=flip).images[0])
+        assert np.array_equal(np.asarray(PIL.Image.open(tmp_path / f"{flip}.png")), expected), flag
+    assert not np.array_equal(*(np.asarray(PIL.Image.open(tmp_path / f"{flip}.png")) for flip in (True, False)))
+
+
 def test_single_file_refusals_and_folders(tiny_pipeline_dir, inputs, tmp_path, capsys):
     model = tiny_pipeline_dir
     assert cli_main(single(inputs, inputs[0], model)) == 2

@@ -80,6 +80,7 @@ def test_end_to_end_with_a_tiny_model_and_telea(make_model, tmp_path):
     assert code == 0
     report = json.loads((out / "metrics.json").read_text())
     assert report["methods"] == ["rfr-net", "telea"] and report["strategy"] == "auto"  # the model's own default
+    assert report["flip_average"] is False  # likewise
     assert len(report["skipped"]) == 3  # the broken image, once per bin
     assert {"1-10%|rfr-net", "10-20%|telea", "50-60%|rfr-net", "all|telea"} <= set(report["summary"])
     assert report["summary"]["all|rfr-net"]["count"] == 9

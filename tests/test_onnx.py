@@ -58,7 +58,9 @@ def test_the_file_is_valid_dynamic_and_records_its_serving_defaults(faces_onnx):
     assert not any(p.key.startswith("pkg.torch") for node in model.graph.node for p in node.metadata_props)
     pipe = RFRInpaintPipeline.from_pretrained(DEFAULT_MODEL)
     metadata = read_metadata(faces_onnx)
-    assert metadata["default_strategy"] == pipe.config.default_strategy == "resize"
+    assert metadata["default_strategy"] == pipe.config.default_strategy
+    assert metadata["default_working_size"] == pipe.config.default_working_size
+    assert metadata["default_flip_average"] == pipe.config.default_flip_average
     assert metadata["config"]["sample_size"] == pipe.rfrnet.config.sample_size
 
 
@@ -101,6 +103,7 @@ def test_the_pipeline_on_onnxruntime_matches_the_pytorch_pipeline(faces_onnx, ph
     on_torch = RFRInpaintPipeline.from_pretrained(DEFAULT_MODEL)
     on_onnx = RFRInpaintPipeline.from_onnx(faces_onnx)
     assert on_onnx.config.default_strategy == on_torch.config.default_strategy
+    assert on_onnx.config.default_flip_average == on_torch.config.default_flip_average
     image, mask = photo(200, 300), box_mask(200, 300, ((40, 50, 120, 160), (150, 200, 190, 290)))
     for strategy in ("auto", "original", "resize", "crop"):
         expected = on_torch(image, mask, strategy=strategy, output_type="np").images

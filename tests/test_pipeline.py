@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 import PIL.Image
+import PIL.ImageOps
 import pytest
 import torch
 from diffusers import DiffusionPipeline
@@ -374,6 +375,34 @@ def test_a_checkpoint_carries_its_default_strategy_and_working_size(box_mask, ph
         RFRInpaintPipeline(rfrnet=pipe.rfrnet, default_strategy="stretch")
     with pytest.raises(ValueError, match="multiple of 16"):
         RFRInpaintPipeline(rfrnet=pipe.rfrnet, default_working_size=50)
+
+
+def test_flip_average_is_the_mean_of_the_fill_and_the_mirrored_fill(box_mask, photo, pipe, tmp_path):
+    image, mask = photo(48, 80), box_mask(48, 80, ((8, 10, 30, 40), (20, 50, 44, 70)))  # multiples of 16: no padding
+    mirror = PIL.ImageOps.mirror
+    plain = pipe(image, mask, output_type="pt").images[0]
+    mirrored = pipe(mirror(image), mirror(mask), output_type="pt").images[0].flip(-1)
+    averaged = pipe(image, mask, flip_average=True, output_type="pt").images[0]
+    hole = torch.from_numpy(hole_of(mask))
+    assert (plain - mirrored)[:, hole].abs().max() > 1e-3  # the network is not mirror-symmetric: two real fills
+    torch.testing.assert_close(averaged, (plain + mirrored) / 2, rtol=0, atol=1e-6)
+    assert torch.equal(averaged[:, ~hole], plain[:, ~hole])  # known pixels stay the input's own
+
+    # A checkpoint can make it the default; a call can still turn it off. Older checkpoints load without it.
+    RFRInpaintPipeline(rfrnet=pipe.rfrnet, default_flip_average=True).save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "model_index.json").read_text())["default_flip_average"] is True
+    loaded = RFRInpaintPipeline.from_pretrained(tmp_path)
+    torch.testing.assert_close(loaded(image, mask, output_type="pt").images[0], averaged, rtol=0, atol=1e-6)
+    torch.testing.assert_close(loaded(image, mask, flip_average=False, output_type="pt").images[0], plain,
+                               rtol=0, atol=1e-6)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    del index["default_flip_average"]
+    (tmp_path / "model_index.json").write_text(json.dumps(index))
+    assert RFRInpaintPipeline.from_pretrained(tmp_path).config.default_flip_average is False
+    with pytest.raises(ValueError, match="flip_average must be True or False, got 'yes'"):
+        pipe(image, mask, flip_average="yes")
+    with pytest.raises(ValueError, match="flip_average must be True or False"):
+        RFRInpaintPipeline(rfrnet=pipe.rfrnet, default_flip_average=1)
 
 
 def test_fp16_variant_and_dtype(box_mask, make_model, photo, pipe, tmp_path):
