@@ -1,17 +1,20 @@
 #!/usr/bin/env python
 """Turn a trained pipeline folder into the package's embedded default model (rfr_pipeline/default_model).
 
-    python scripts/package_default_model.py --pipeline runs/face96/pipeline --evaluation docs/results/default_model \\
-        --training-notes docs/default_model_training.md [--strategy resize --working-size 96] [--fp16]
+    python scripts/package_default_model.py --pipeline runs/face160/pipeline-1000 \\
+        --evaluation docs/results/default_model docs/results/default_model_96 \\
+        --training-notes docs/default_model_training.md [--strategy auto --working-size 320 --flip-average] [--fp16]
 
-Writes the pipeline with the way it is best served (`default_strategy`, `default_working_size` in model_index.json),
-a model card (what the model is, how it was trained, its evaluation table, its limits) and refuses a result larger
-than --max-megabytes (the repository keeps it in git). The folder is replaced atomically.
+Writes the pipeline with the way it is best served (`default_strategy`, `default_working_size` and
+`default_flip_average` in model_index.json), a model card (what the model is, how it was trained, its evaluation
+tables, its limits) and refuses a result larger than --max-megabytes (the repository keeps it in git). The folder is
+replaced atomically.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -27,48 +30,65 @@ DESCRIPTION = (
     "**A demo model, not the paper's.** The default model embedded in the `rfr-pipeline` package: a narrow RFR-Net "
     "trained briefly (hours on a CPU, minutes on one GPU) on {count} aligned face photos from the CelebA test split, "
     "so that `rfr-inpaint`, the demo and the examples work out of the box with no download. It fills holes in "
-    "**centred face photos** at about "
-    "{size}×{size} pixels; the pipeline resizes larger photos to that size (`default_strategy=\"{strategy}\"`), so fine "
-    "detail in large photos comes back soft. For the published model, convert the official weights with "
-    "`scripts/convert_official_checkpoint.py`."
+    "**centred face photos**; trained on {size}×{size} crops, it is served {serving}.{flip} For the published model, "
+    "convert the official weights with `scripts/convert_official_checkpoint.py`."
 )
+SERVING = {
+    "resize": "by resizing photos larger than {working} px to that size (`default_strategy=\"resize\"`), so fine "
+              "detail in large photos comes back soft",
+    "auto": "at full size up to {working} px, and beyond that through a window around each hole, scaled to "
+            "{working} px when larger (`default_strategy=\"auto\"`)",
+    "crop": "through a window around each hole, scaled to {working} px when larger (`default_strategy=\"crop\"`)",
+    "original": "at full size whatever the photo's size (`default_strategy=\"original\"`)",
+}
+FLIP = (" Each fill is the mean of the network's fills of the photo and of its mirror image "
+        "(`default_flip_average=True`: twice the time, and higher PSNR, SSIM and L1 than either fill alone).")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pipeline", required=True, type=Path, help="trained pipeline folder (scripts/train.py)")
-    parser.add_argument("--evaluation", required=True, type=Path, help="scripts/evaluate.py output folder")
+    parser.add_argument("--evaluation", required=True, type=Path, nargs="+",
+                        help="scripts/evaluate.py output folders, one table each in the card")
     parser.add_argument("--training-notes", required=True, type=Path, help="Markdown: how the model was trained")
     parser.add_argument("--num-training-images", type=int, default=8000)
-    parser.add_argument("--strategy", default="resize", choices=STRATEGIES, help="the pipeline's default strategy")
-    parser.add_argument("--working-size", type=int, help="the pipeline's default working size (default: the model's)")
+    parser.add_argument("--strategy", default="auto", choices=STRATEGIES, help="the pipeline's default strategy")
+    parser.add_argument("--working-size", type=int,
+                        help="the pipeline's default working size (default: twice the training resolution)")
+    parser.add_argument("--flip-average", action="store_true", help="make flip averaging the pipeline's default")
+    parser.add_argument("--sample-size", type=int,
+                        help="the training resolution to record in the model's config, when the run recorded another")
     parser.add_argument("--fp16", action="store_true", help="store the weights in float16 (half the size)")
     parser.add_argument("--max-megabytes", type=float, default=40)
     parser.add_argument("--output", type=Path, default=Path(DEFAULT_MODEL))
     args = parser.parse_args(argv)
 
-    table = args.evaluation / "metrics.md"
-    for path, what in ((table, "an evaluation table (run scripts/evaluate.py)"), (args.training_notes, "notes")):
+    tables = [folder / "metrics.md" for folder in args.evaluation]
+    for path, what in [*((t, "an evaluation table (run scripts/evaluate.py)") for t in tables),
+                       (args.training_notes, "notes")]:
         if not path.is_file():
             parser.error(f"{path} not found: expected {what}")
     model = RFRInpaintPipeline.from_pretrained(args.pipeline, dtype=torch.float16 if args.fp16 else None).rfrnet
+    if args.sample_size:
+        model.register_to_config(sample_size=args.sample_size)
     size = model.config.sample_size
-    pipe = RFRInpaintPipeline(rfrnet=model, default_strategy=args.strategy,
-                              default_working_size=args.working_size or size)
+    working = args.working_size or 2 * size
+    pipe = RFRInpaintPipeline(rfrnet=model, default_strategy=args.strategy, default_working_size=working,
+                              default_flip_average=args.flip_average)
     card = render_model_card(
         REPO_ROOT / "model_card.md",
         model,
         model_name="rfr-pipeline's default face model (demo)",
         repo_id=None,
-        description=DESCRIPTION.format(count=f"{args.num_training_images:,}", size=size, strategy=args.strategy),
+        description=DESCRIPTION.format(count=f"{args.num_training_images:,}", size=size,
+                                       serving=SERVING[args.strategy].format(working=working),
+                                       flip=FLIP if args.flip_average else ""),
         training=args.training_notes.read_text().strip(),
         weights="trained from scratch with `scripts/train.py` (no official weights involved)"
                 + (", stored in float16" if args.fp16 else ""),
         domain="aligned, centred face photos like CelebA's",
         licence=RESEARCH_ONLY_LICENCE.format(data="CelebA: non-commercial research purposes only"),
-        metrics=("The 200 photos of `data/celeba/val` × the NVIDIA irregular mask test set (one seeded mask per photo "
-                 f"and hole-area bin) at {size}², composites, with OpenCV's classical inpainting in the same run "
-                 f"(`scripts/evaluate.py --resolution {size}`):\n\n" + table.read_text().strip()),
+        metrics="\n\n".join(evaluation_text(folder) for folder in args.evaluation),
         datasets=["celeba"],
         tags=["faces", "demo"],
     )
@@ -82,6 +102,17 @@ def main(argv=None) -> int:
     megabytes = sum(f.stat().st_size for f in output.rglob("*") if f.is_file()) / 1e6
     print(f"wrote {output} ({megabytes:.1f} MB)")
     return 0
+
+
+def evaluation_text(folder: Path) -> str:
+    """One evaluation of scripts/evaluate.py: what was measured, then its table."""
+    report = folder / "metrics.json"
+    resolution = json.loads(report.read_text())["resolution"] if report.is_file() else None
+    at = f" at {resolution}²" if resolution else ""
+    return (f"The 200 photos of `data/celeba/val` × the NVIDIA irregular mask test set (one seeded mask per photo and "
+            f"hole-area bin){at}, composites, with the pipeline's defaults and OpenCV's classical inpainting in the "
+            f"same run (`scripts/evaluate.py{' --resolution ' + str(resolution) if resolution else ''}`):\n\n"
+            + (folder / "metrics.md").read_text().strip())
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """Scripts: official checkpoint conversion, Hub upload checks, packaging the default model, the example grid."""
 
 
+import json
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -74,25 +76,43 @@ def test_push_to_hub_checks_the_folder_before_uploading(tmp_path, capsys):
 
 def test_packaging_the_default_model_writes_its_serving_defaults_and_card_and_refuses_oversize(box_mask, photo, tiny_pipeline_dir,
                                                                                               tmp_path, capsys):
-    evaluation = tmp_path / "eval"
-    evaluation.mkdir()
-    (evaluation / "metrics.md").write_text("| hole area | method | PSNR ↑ |\n|---|---|---|\n| 10-20% | rfr-net | 30.00 |\n")
+    evaluations = []
+    for resolution, psnr in ((256, "30.00"), (96, "31.00")):
+        evaluation = tmp_path / f"eval{resolution}"
+        evaluation.mkdir()
+        (evaluation / "metrics.md").write_text(f"| hole area | method | PSNR ↑ |\n|---|---|---|\n| 10-20% | rfr-net | {psnr} |\n")
+        (evaluation / "metrics.json").write_text(json.dumps({"resolution": resolution}))
+        evaluations.append(str(evaluation))
     notes = tmp_path / "notes.md"
     notes.write_text("Trained for 3 steps on a test machine.")
     out = tmp_path / "default_model"
-    args = ["--pipeline", str(tiny_pipeline_dir), "--evaluation", str(evaluation), "--training-notes", str(notes),
-            "--output", str(out), "--working-size", "64", "--fp16"]
+    args = ["--pipeline", str(tiny_pipeline_dir), "--evaluation", *evaluations, "--training-notes", str(notes),
+            "--output", str(out), "--strategy", "resize", "--working-size", "64", "--fp16"]
     assert package_default_model.main(args) == 0
     pipe = RFRInpaintPipeline.from_pretrained(out)
     assert pipe.config.default_strategy == "resize" and pipe.config.default_working_size == 64
+    assert pipe.config.default_flip_average is False
     weights = safetensors.torch.load_file(out / "rfrnet" / "diffusion_pytorch_model.safetensors")
     assert {t.dtype for t in weights.values() if t.is_floating_point()} == {torch.float16}  # half the size in git
     assert pipe.rfrnet.dtype == torch.float32  # and run in float32 unless the user asks otherwise
     card = (out / "README.md").read_text()
-    assert "Trained for 3 steps on a test machine." in card and "| 10-20% | rfr-net | 30.00 |" in card
+    assert "Trained for 3 steps on a test machine." in card
+    assert "at 256²" in card and "| 10-20% | rfr-net | 30.00 |" in card  # both tables, each with its resolution
+    assert "at 96²" in card and "| 10-20% | rfr-net | 31.00 |" in card
+    assert "resizing photos larger than 64 px" in card and "mirror image" not in card
     assert "research" in card and "faces" in card
     assert "from_pretrained(DEFAULT_MODEL)" in card and "rfr-inpaint --image photo.png" in card  # no repo to name
     assert pipe(photo(), box_mask()).images[0].size == (128, 96)
+
+    # The serving defaults of a model trained at one size and served at another, flip-averaged.
+    served = tmp_path / "served"
+    assert package_default_model.main([*args[:-7], "--output", str(served), "--sample-size", "80",
+                                       "--flip-average"]) == 0
+    pipe = RFRInpaintPipeline.from_pretrained(served)
+    assert pipe.rfrnet.config.sample_size == 80 and pipe.config.default_strategy == "auto"
+    assert pipe.config.default_working_size == 160 and pipe.config.default_flip_average is True
+    card = (served / "README.md").read_text()
+    assert "trained on 80×80 crops" in card and "at full size up to 160 px" in card and "mirror image" in card
 
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert package_default_model.main([*args, "--strategy", "crop", "--max-megabytes", "0.001"]) == 1
@@ -100,7 +120,7 @@ def test_packaging_the_default_model_writes_its_serving_defaults_and_card_and_re
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # left as it was
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".default_model")]  # no staging left behind
     with pytest.raises(SystemExit):
-        package_default_model.main([*args[:2], "--evaluation", str(tmp_path / "nowhere"), *args[4:]])
+        package_default_model.main([*args[:2], "--evaluation", str(tmp_path / "nowhere"), *args[5:]])
 
 
 def test_example_grid_has_a_row_per_mask_and_a_column_per_method(tmp_path, capsys):
