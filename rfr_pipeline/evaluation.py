@@ -165,7 +165,9 @@ def verdict(summary: dict, methods: list[str]) -> str:
 
 
 def save_grid(path: Path, rows: list[list[np.ndarray]]) -> None:
-    """A PNG of equally sized (H, W, 3) uint8 images, one list per row, written atomically."""
+    """A PNG (or a JPEG, for a .jpg path: large photos) of equally sized (H, W, 3) uint8 images, one list per row,
+    written atomically."""
     grid = np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
+    jpeg = Path(path).suffix.lower() in (".jpg", ".jpeg")
     with atomic_file(path) as tmp:
-        PIL.Image.fromarray(grid).save(tmp, format="PNG")
+        PIL.Image.fromarray(grid).save(tmp, format="JPEG" if jpeg else "PNG", **({"quality": 90} if jpeg else {}))

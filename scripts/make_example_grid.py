@@ -5,8 +5,10 @@
         --mask examples/astronaut_mask.png --strokes 0.25:1 0.45:2 --resolution 96 \\
         --output docs/results/default_model/example-grid.png
 
-`--strokes AREA:SEED` adds a row with a generated free-form mask (thin and thick strokes, like the NVIDIA test
-masks) covering about AREA of the image. Photos and masks are prepared exactly as scripts/evaluate.py does.
+`--strokes AREA:SEED` adds a row with a generated free-form mask (thin and thick strokes, like the NVIDIA test masks)
+covering about AREA of the image. Photos and masks are prepared exactly as scripts/evaluate.py does; the pipeline
+serves them with the model's own defaults unless `--strategy` names one. The output is a PNG, or a JPEG when its
+name ends in .jpg (grids of large photos).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from rfr_pipeline import RFRInpaintPipeline
 from rfr_pipeline.evaluation import BASELINES, load_mask, load_photo, run_baseline, save_grid
 from rfr_pipeline.masks import free_form_mask
+from rfr_pipeline.pipeline_rfr_inpaint import STRATEGIES
 
 
 def stroke_spec(text: str) -> tuple[float, int]:
@@ -40,6 +43,8 @@ def main(argv=None) -> int:
     parser.add_argument("--mask", type=Path, nargs="*", default=[], help="mask files (white = hole)")
     parser.add_argument("--strokes", type=stroke_spec, nargs="*", default=[], metavar="AREA:SEED")
     parser.add_argument("--resolution", type=int, default=256)
+    parser.add_argument("--strategy", choices=STRATEGIES, help="how the pipeline serves the photo (default: the "
+                                                                "model's own default, as a user's call)")
     parser.add_argument("--output", required=True, type=Path)
     args = parser.parse_args(argv)
     if not args.mask and not args.strokes:
@@ -57,7 +62,7 @@ def main(argv=None) -> int:
     rows = []
     for hole in holes:
         masked = np.where(hole[..., None], 255, photo).astype(np.uint8)
-        ours = np.asarray(pipe(photo, hole, strategy="original").images[0])
+        ours = np.asarray(pipe(photo, hole, strategy=args.strategy).images[0])
         rows.append([masked, ours, *(run_baseline(name, photo, hole) for name in BASELINES), photo])
     args.output.parent.mkdir(parents=True, exist_ok=True)
     save_grid(args.output, rows)

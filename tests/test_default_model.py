@@ -28,7 +28,8 @@ def test_the_default_model_ships_inside_the_package_and_is_small():
     folder = Path(DEFAULT_MODEL)
     assert folder.parent == Path(rfr_pipeline.__file__).parent
     index = json.loads((folder / "model_index.json").read_text())
-    assert index["_class_name"] == "RFRInpaintPipeline" and index["default_strategy"] == "resize"
+    assert index["_class_name"] == "RFRInpaintPipeline" and index["default_strategy"] == "auto"
+    assert index["default_flip_average"] is True  # served as it was evaluated
     assert sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) <= 40e6
     card = (folder / "README.md").read_text()
     assert "demo model" in card.lower() and "CelebA" in card and "research" in card
@@ -68,7 +69,7 @@ def test_the_demo_uses_it_when_no_model_is_named(monkeypatch):
     notes = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "model-note"]
     assert len(notes) == 1 and "face" in notes[0].value  # users are told what the built-in model is for
     strategy = [b for b in demo.blocks.values() if getattr(b, "label", None) == "Large images"]
-    assert strategy[0].value == "resize"  # the checkpoint's own default
+    assert strategy[0].value == "auto"  # the checkpoint's own default
 
 
 @pytest.mark.skipif(not (VAL.is_dir() and MASKS.is_dir()), reason="../shared/data (CelebA val, NVIDIA masks) absent")

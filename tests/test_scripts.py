@@ -138,6 +138,12 @@ def test_example_grid_has_a_row_per_mask_and_a_column_per_method(tmp_path, capsy
     ours = grid[64:, 64:128]
     assert np.array_equal(ours[~stroke_hole], original[~stroke_hole])  # composited: known pixels untouched
     assert np.abs(ours[stroke_hole].astype(int) - 255).mean() > 50  # the hole is filled, not left white
+    jpeg = tmp_path / "grid.jpg"  # grids of large photos: JPEG by the file's name
+    assert make_example_grid.main(["--model", str(REPO_ROOT / "rfr_pipeline" / "default_model"),
+                                   "--image", str(REPO_ROOT / "examples" / "astronaut_photo.png"), "--strokes", "0.2:1",
+                                   "--resolution", "64", "--strategy", "resize", "--output", str(jpeg)]) == 0
+    with PIL.Image.open(jpeg) as image:
+        assert image.format == "JPEG" and image.size == (5 * 64, 64)
     with pytest.raises(SystemExit):
         make_example_grid.main(["--model", "x", "--image", "x", "--strokes", "20%", "--output", str(out)])
     assert "expected AREA:SEED" in capsys.readouterr().err
