@@ -298,7 +298,7 @@ class RFRInpaintPipeline(DiffusionPipeline):
                 Tiles of equal size sent to the network together.
             flip_average (`bool`, *optional*):
                 Also run the network on the mirror image and average the two fills (twice the time). The average
-                keeps what both agree on and damps texture the network invents, which scores higher on PSNR, SSIM
+                keeps what both agree on and damps texture the network invents, which scores better on PSNR, SSIM
                 and L1 (the model card has the numbers); defaults to the pipeline's `default_flip_average`.
             output_type (`str`, defaults to `"pil"`):
                 `"pil"`, `"np"` (float32 in [0, 1], `images[i]` of shape (H, W, 3)) or `"pt"` (float32 on the CPU,

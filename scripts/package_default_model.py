@@ -42,7 +42,7 @@ SERVING = {
     "original": "at full size whatever the photo's size (`default_strategy=\"original\"`)",
 }
 FLIP = (" Each fill is the mean of the network's fills of the photo and of its mirror image "
-        "(`default_flip_average=True`: twice the time, and higher PSNR, SSIM and L1 than either fill alone).")
+        "(`default_flip_average=True`: twice the time, and better PSNR, SSIM and L1 than either fill alone).")
 
 
 def main(argv=None) -> int:
@@ -63,8 +63,8 @@ def main(argv=None) -> int:
     parser.add_argument("--output", type=Path, default=Path(DEFAULT_MODEL))
     args = parser.parse_args(argv)
 
-    tables = [folder / "metrics.md" for folder in args.evaluation]
-    for path, what in [*((t, "an evaluation table (run scripts/evaluate.py)") for t in tables),
+    reports = [folder / name for folder in args.evaluation for name in ("metrics.md", "metrics.json")]
+    for path, what in [*((r, "an evaluation report (run scripts/evaluate.py)") for r in reports),
                        (args.training_notes, "notes")]:
         if not path.is_file():
             parser.error(f"{path} not found: expected {what}")
@@ -105,13 +105,12 @@ def main(argv=None) -> int:
 
 
 def evaluation_text(folder: Path) -> str:
-    """One evaluation of scripts/evaluate.py: what was measured, then its table."""
-    report = folder / "metrics.json"
-    resolution = json.loads(report.read_text())["resolution"] if report.is_file() else None
-    at = f" at {resolution}²" if resolution else ""
-    return (f"The 200 photos of `data/celeba/val` × the NVIDIA irregular mask test set (one seeded mask per photo and "
-            f"hole-area bin){at}, composites, with the pipeline's defaults and OpenCV's classical inpainting in the "
-            f"same run (`scripts/evaluate.py{' --resolution ' + str(resolution) if resolution else ''}`):\n\n"
+    """One evaluation of scripts/evaluate.py: what was measured (from its metrics.json), then its table."""
+    report = json.loads((folder / "metrics.json").read_text())
+    resolution, photos = report["resolution"], len({row["image"] for row in report["per_image"]})
+    return (f"{photos} photos of `data/celeba/val` × the NVIDIA irregular mask test set (one seeded mask per photo "
+            f"and hole-area bin) at {resolution}², composites, with the pipeline's defaults and OpenCV's classical "
+            f"inpainting in the same run (`scripts/evaluate.py --resolution {resolution}`):\n\n"
             + (folder / "metrics.md").read_text().strip())
 
 

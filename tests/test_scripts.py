@@ -81,7 +81,8 @@ def test_packaging_the_default_model_writes_its_serving_defaults_and_card_and_re
         evaluation = tmp_path / f"eval{resolution}"
         evaluation.mkdir()
         (evaluation / "metrics.md").write_text(f"| hole area | method | PSNR ↑ |\n|---|---|---|\n| 10-20% | rfr-net | {psnr} |\n")
-        (evaluation / "metrics.json").write_text(json.dumps({"resolution": resolution}))
+        rows = [{"image": f"{n}.jpg"} for n in range(resolution // 32) for _ in ("10-20%", "20-30%")]
+        (evaluation / "metrics.json").write_text(json.dumps({"resolution": resolution, "per_image": rows}))
         evaluations.append(str(evaluation))
     notes = tmp_path / "notes.md"
     notes.write_text("Trained for 3 steps on a test machine.")
@@ -97,8 +98,9 @@ def test_packaging_the_default_model_writes_its_serving_defaults_and_card_and_re
     assert pipe.rfrnet.dtype == torch.float32  # and run in float32 unless the user asks otherwise
     card = (out / "README.md").read_text()
     assert "Trained for 3 steps on a test machine." in card
-    assert "at 256²" in card and "| 10-20% | rfr-net | 30.00 |" in card  # both tables, each with its resolution
-    assert "at 96²" in card and "| 10-20% | rfr-net | 31.00 |" in card
+    # Both tables, each with its resolution and its number of photos.
+    assert "8 photos of `data/celeba/val`" in card and "at 256²" in card and "| 10-20% | rfr-net | 30.00 |" in card
+    assert "3 photos of `data/celeba/val`" in card and "at 96²" in card and "| 10-20% | rfr-net | 31.00 |" in card
     assert "resizing photos larger than 64 px" in card and "mirror image" not in card
     assert "research" in card and "faces" in card
     assert "from_pretrained(DEFAULT_MODEL)" in card and "rfr-inpaint --image photo.png" in card  # no repo to name
