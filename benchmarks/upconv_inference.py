@@ -2,11 +2,13 @@
 """Which form of RFR-Net's transposed convolutions is fastest for inference, per layer and per instruction set?
 
 For every transposed convolution of the published network at --resolution (kernel 4, stride 2, padding 1), batch 1,
-no_grad, three forms of the same arithmetic, timed interleaved (median of --repeats after a warm-up):
+no_grad, four forms of the same arithmetic, timed interleaved (median of --repeats after a warm-up):
 
   * plain:         F.conv_transpose2d on NCHW input;
   * channels-last: the same on a channels-last input (oneDNN's preferred layout on some CPUs);
-  * phase:         four 2×2 convolutions, one per output phase
+  * phase:         four 2×2 convolutions, one per output phase;
+  * phases-in-one: one 2×2 convolution with the four phases' kernels side by side (4× the output channels, one
+                   extra output row and column), then interleaved
 (`UpConv.forward_as`, the forms the layer itself chooses from at first use).
 
 Each instruction set runs in its own process: `native` as this CPU is, `avx2` with ATEN_CPU_CAPABILITY=avx2 and

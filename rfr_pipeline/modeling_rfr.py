@@ -75,9 +75,12 @@ class PartialConv2d(nn.Conv2d):
             window = window.round_()  # exact integer counts, whatever algorithm the backend picked
             new_mask = window.clamp(0, 1)
             ratio = (self.window_size / (window + 1e-8) * new_mask).to(x.dtype)
-        if len(sizes) > 1:
-            mask = mask.repeat_interleave(torch.tensor(sizes, device=mask.device), dim=1)
-        y = super().forward(x * mask.to(x.dtype))
+        if len(sizes) > 1:  # each group of channels times its own mask
+            groups = x.split(sizes, dim=1)
+            x = torch.cat([g * mask[:, i : i + 1].to(x.dtype) for i, g in enumerate(groups)], dim=1)
+        else:
+            x = x * mask.to(x.dtype)
+        y = super().forward(x)
         return y * ratio, new_mask
 
 
@@ -89,22 +92,23 @@ class ConvNormAct(nn.Sequential):
         super().__init__(conv, nn.BatchNorm2d(channels), act)
 
 
-# CPU inference runs each transposed convolution in whichever of three equivalent forms is fastest for its shape.
+# CPU inference runs each transposed convolution in whichever of four equivalent forms is fastest for its shape.
 # That depends on the CPU, the kernels oneDNN has for its instruction set, and the thread count: on one AVX-512 Xeon
 # the four-phase form is 1.4× faster than the plain one for the 1024-channel decoder, on an AVX2 EPYC 2.4× slower
 # (benchmarks/upconv_inference.py). So, as cudnn.benchmark does, each shape is timed once per process at first use.
 # RFR_CPU_AUTOTUNE=0 turns that off (every layer then runs the plain form).
 CPU_AUTOTUNE = os.environ.get("RFR_CPU_AUTOTUNE", "1") != "0"
-UPCONV_FORMS = ("plain", "channels-last", "phase")
+UPCONV_FORMS = ("plain", "channels-last", "phase", "phases-in-one")
 _upconv_forms: dict[tuple, str] = {}  # (in, out, H, W, dtype, threads) → the fastest form, for this process
 
 
 class UpConv(nn.ConvTranspose2d):
     """Transposed convolution, kernel 4, stride 2, padding 1 (doubles H and W); weights as `nn.ConvTranspose2d`.
 
-    Same arithmetic, faster CPU inference: besides the plain form, the layer can run on a channels-last input, or as
-    four 2×2 convolutions, one per output phase; `CPU_AUTOTUNE` above picks one per shape. With autograd on
-    (training) and on other devices, the plain form.
+    Same arithmetic, faster CPU inference: besides the plain form, the layer can run on a channels-last input, as
+    four 2×2 convolutions, one per output phase, or as one 2×2 convolution with the four phases' kernels side by side
+    (one larger matrix product that computes one extra row and column per phase); `CPU_AUTOTUNE` above picks one per
+    shape. With autograd on (training) and on other devices, the plain form.
     """
 
     # kernel rows (columns) that reach even / odd output rows (columns), in the order the 2×2 window meets them
@@ -127,6 +131,8 @@ class UpConv(nn.ConvTranspose2d):
     def forward_as(self, form: str, x: torch.Tensor) -> torch.Tensor:
         if form == "phase":
             return self._phase_forward(x)
+        if form == "phases-in-one":
+            return self._phases_in_one_forward(x)
         if form == "channels-last":
             return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
         return super().forward(x)
@@ -145,26 +151,37 @@ class UpConv(nn.ConvTranspose2d):
                     best = (seconds, form, output)
         return best[1], best[2]
 
-    def _phase_kernels(self) -> list[list[torch.Tensor]]:
-        # Derived from the weight; rebuilt whenever the weight changes (new storage or an in-place update).
+    def _phase_kernels(self) -> tuple[list[list[torch.Tensor]], torch.Tensor]:
+        """kernels[a][c] for output rows 2r + a, columns 2s + c; and the four side by side (4·C_out, C_in, 2, 2).
+        Derived from the weight; rebuilt whenever the weight changes (new storage or an in-place update)."""
         key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype)
         cached = self._phase_cache
         if cached is None or cached[0] != key:
             w = self.weight.detach()
             kernels = [[w[:, :, list(rows)][:, :, :, list(cols)].transpose(0, 1).contiguous()
                         for cols in self._PHASE_TAPS] for rows in self._PHASE_TAPS]
-            cached = self._phase_cache = (key, kernels)
+            side_by_side = torch.cat([k for row in kernels for k in row])
+            cached = self._phase_cache = (key, (kernels, side_by_side))
         return cached[1]
 
-    def _phase_forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
-        padded = F.pad(x, (1, 1, 1, 1))
-        kernels = self._phase_kernels()
-        rows = []
-        for a in range(2):  # output rows 2r + a
-            cols = [F.conv2d(padded[:, :, a : a + h + 1, c : c + w + 1], kernels[a][c]) for c in range(2)]
-            rows.append(torch.stack(cols, dim=-1))  # (B, C, H, W, 2)
+    def _interleave(self, phase) -> torch.Tensor:
+        """The full output from `phase(a, c)`, the (B, C_out, H, W) values at rows 2r + a, columns 2s + c."""
+        rows = [torch.stack([phase(a, c) for c in range(2)], dim=-1) for a in range(2)]  # (B, C, H, W, 2) each
+        b, _, h, w, _ = rows[0].shape
         return torch.stack(rows, dim=3).reshape(b, self.out_channels, 2 * h, 2 * w)
+
+    def _phase_forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[2:]
+        padded = F.pad(x, (1, 1, 1, 1))
+        kernels, _ = self._phase_kernels()
+        return self._interleave(lambda a, c: F.conv2d(padded[:, :, a : a + h + 1, c : c + w + 1], kernels[a][c]))
+
+    def _phases_in_one_forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Phase (a, c)'s window starts at padded row r + a, column s + c: the one (H+1)×(W+1) output holds them all.
+        h, w = x.shape[2:]
+        _, side_by_side = self._phase_kernels()
+        outputs = F.conv2d(F.pad(x, (1, 1, 1, 1)), side_by_side).unflatten(1, (4, self.out_channels))
+        return self._interleave(lambda a, c: outputs[:, 2 * a + c, :, a : a + h, c : c + w])
 
 
 def _box_sum_3x3(x: torch.Tensor) -> torch.Tensor:

@@ -100,9 +100,11 @@ def test_the_official_code_benchmark_imports_a_checkout_and_compares_outputs(tmp
         "    def forward(self, in_image, mask):\n"
         "        return super().forward(in_image, mask), None\n")
     report, stdout = run("benchmark_official_code.py", tmp_path, "--official-code", str(tmp_path), "--sizes", "32",
-                         "--repeats", "1", "--threads", "1", quick=False)
+                         "--repeats", "2", "--threads", "1", quick=False)
     [result] = report["results"]
     assert result["max_abs_difference"] < 1e-5 and result["ours_over_official"] > 0
+    low, high = result["round_ratio_quartiles"]
+    assert 0 < low <= high
     assert "ours/official" in stdout
     proc = subprocess.run([sys.executable, "-m", "benchmarks.benchmark_official_code", "--official-code",
                            str(tmp_path / "nowhere")], cwd=REPO_ROOT, check=False, capture_output=True, text=True,

@@ -51,18 +51,19 @@ def test_upconv_times_its_forms_once_per_shape_and_can_be_told_not_to(monkeypatc
     assert len(timed) == 2
 
 
-def test_upconv_phase_kernels_follow_weight_updates():
+@pytest.mark.parametrize("form", ["phase", "phases-in-one"])
+def test_upconv_phase_kernels_follow_weight_updates(form):
     torch.manual_seed(0)
     layer = UpConv(1024, 4)
     x = torch.randn(1, 1024, 4, 4)
     with torch.no_grad():
-        layer.forward_as("phase", x)
+        layer.forward_as(form, x)
         layer.weight.mul_(2)  # an in-place update (optimizer step, load_state_dict) must not reuse stale kernels
         expected = F.conv_transpose2d(x, layer.weight, stride=2, padding=1)
         magnitude = F.conv_transpose2d(x.abs(), layer.weight.abs(), stride=2, padding=1)
-        assert_equal_up_to_rounding(layer.forward_as("phase", x), expected, terms=4 * 1024, magnitude=magnitude)
+        assert_equal_up_to_rounding(layer.forward_as(form, x), expected, terms=4 * 1024, magnitude=magnitude)
         # stale kernels would be off by the whole expected value, far beyond rounding
-        assert not torch.allclose(layer.forward_as("phase", x), expected / 2, atol=1e-2)
+        assert not torch.allclose(layer.forward_as(form, x), expected / 2, atol=1e-2)
 
 
 def test_box_sum_equals_the_official_average_pool_times_nine():
