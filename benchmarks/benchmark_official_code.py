@@ -3,13 +3,15 @@
 training step) on the same weights and input, timed interleaved.
 
     python -m benchmarks.benchmark_official_code --official-code PATH/TO/RFR-Inpainting [--sizes 256] [--batch-sizes 1]
-        [--modes forward train] [--threads 2] [--repeats 5] [--output benchmarks/results/official_code_cpu.json]
+        [--modes forward train] [--threads 2] [--repeats 5] [--also-without-form FORM]
+        [--output benchmarks/results/official_code_cpu.json]
 
 PATH is a checkout of jingyuanli001/RFR-Inpainting (never part of this repository). Its modules are imported as they
 are, with two stand-ins for a CPU run: `torchvision` (imported for the VGG16 of its loss, which the generator does not
 use) is stubbed, and the attention's one `.cuda()` call (on kernels it never uses) returns the tensor unchanged.
 The official generator gets seeded random weights; ours loads the same state dict (rfr_pipeline.convert). The
-largest output difference is reported beside the times: a fast wrong model cannot win.
+largest output difference is reported beside the times: a fast wrong model cannot win. --also-without-form times
+our forward a second way, without one of the transposed convolution's forms, to measure what that form brings.
 """
 
 from __future__ import annotations
@@ -103,7 +105,34 @@ def step_functions(official, ours, image, known, mode: str):
     return run_official, lambda: training_step(ours, lambda: ours(image, known))
 
 
-def measure(official_class, mode: str, size: int, batch: int, repeats: int) -> dict:
+def without_upconv_form(run, form: str):
+    """`run` with our transposed convolutions choosing among every form but `form`, from a form cache of its own: the
+    effect of one form, timed side by side with the full choice (inference only; training uses the plain form)."""
+    from rfr_pipeline import modeling_rfr
+
+    forms = tuple(f for f in modeling_rfr.UPCONV_FORMS if f != form)
+    cache = {}
+
+    def run_without():
+        saved = modeling_rfr.UPCONV_FORMS, modeling_rfr._upconv_forms
+        modeling_rfr.UPCONV_FORMS, modeling_rfr._upconv_forms = forms, cache
+        try:
+            return run()
+        finally:
+            modeling_rfr.UPCONV_FORMS, modeling_rfr._upconv_forms = saved
+
+    return run_without
+
+
+def ratio_summary(times: dict, name: str) -> dict:
+    # Each round's own ratio too: its quartiles show how far the shared machine moves the headline ratio.
+    round_ratios = [ours / official for ours, official in zip(times[name], times["official"])]
+    quartiles = statistics.quantiles(round_ratios, n=4) if len(round_ratios) > 1 else round_ratios * 3
+    return {"over_official": statistics.median(times[name]) / statistics.median(times["official"]),
+            "round_ratio_quartiles": [quartiles[0], quartiles[2]]}
+
+
+def measure(official_class, mode: str, size: int, batch: int, repeats: int, without_form: str | None = None) -> dict:
     from rfr_pipeline import load_official_checkpoint
 
     torch.manual_seed(0)
@@ -111,16 +140,22 @@ def measure(official_class, mode: str, size: int, batch: int, repeats: int) -> d
     ours = load_official_checkpoint(official.state_dict())
     image, known = inputs(size, batch)
     run_official, run_ours = step_functions(official, ours, image, known, mode)
-    difference = (run_official() - run_ours()).abs().max().item() if mode == "forward" else None  # also warm-ups
+    functions = {"official": run_official, "ours": run_ours}
+    if without_form and mode == "forward":
+        functions[f"ours without {without_form}"] = without_upconv_form(run_ours, without_form)
+    expected = run_official()  # also warm-ups, and the outputs compared
+    difference = max((expected - run().detach()).abs().max().item() for name, run in functions.items()
+                     if name != "official") if mode == "forward" else None
     if mode != "forward":
-        run_official(), run_ours()
-    times, medians = timed_interleaved({"official": run_official, "ours": run_ours}, repeats)
-    # Each round's own ratio too: its quartiles show how far the shared machine moves the headline ratio.
-    round_ratios = [ours / official for ours, official in zip(times["ours"], times["official"])]
-    quartiles = statistics.quantiles(round_ratios, n=4) if len(round_ratios) > 1 else round_ratios * 3
-    return {"mode": mode, "size": size, "batch": batch, "median_s": medians, "times_s": times,
-            "ours_over_official": medians["ours"] / medians["official"],
-            "round_ratio_quartiles": [quartiles[0], quartiles[2]], "max_abs_difference": difference}
+        run_ours()
+    times, medians = timed_interleaved(functions, repeats)
+    ours_summary = ratio_summary(times, "ours")
+    result = {"mode": mode, "size": size, "batch": batch, "median_s": medians, "times_s": times,
+              "ours_over_official": ours_summary["over_official"],
+              "round_ratio_quartiles": ours_summary["round_ratio_quartiles"], "max_abs_difference": difference}
+    if len(functions) > 2:
+        result["without_form"] = {"form": without_form, **ratio_summary(times, f"ours without {without_form}")}
+    return result
 
 
 def main(argv=None) -> int:
@@ -131,15 +166,22 @@ def main(argv=None) -> int:
     parser.add_argument("--modes", nargs="+", choices=["forward", "train"], default=["forward"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--also-without-form", metavar="FORM",
+                        help="also time our forward with the transposed convolutions choosing among every form but "
+                             "this one (see rfr_pipeline.modeling_rfr.UPCONV_FORMS), side by side")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
+    from rfr_pipeline.modeling_rfr import UPCONV_FORMS
+
+    if args.also_without_form is not None and args.also_without_form not in UPCONV_FORMS:
+        parser.error(f"--also-without-form: expected one of {', '.join(UPCONV_FORMS)}, got {args.also_without_form!r}")
     torch.set_num_threads(args.threads)
     official_class = import_official_generator(args.official_code.resolve())
     report = {"machine": machine_info(args.threads), "official_code": str(args.official_code), "results": []}
     for mode in args.modes:
         for size in args.sizes:
             for batch in args.batch_sizes:
-                result = measure(official_class, mode, size, batch, args.repeats)
+                result = measure(official_class, mode, size, batch, args.repeats, args.also_without_form)
                 report["results"].append(result)
                 m = result["median_s"]
                 difference = result["max_abs_difference"]
@@ -147,6 +189,10 @@ def main(argv=None) -> int:
                       f"ours/official {result['ours_over_official']:.2f} (rounds' quartiles "
                       f"{result['round_ratio_quartiles'][0]:.2f}–{result['round_ratio_quartiles'][1]:.2f})"
                       + (f", max |difference| {difference:.1e}" if difference is not None else ""), flush=True)
+                if "without_form" in result:
+                    w = result["without_form"]
+                    print(f"{'':>7} without {w['form']}: ours/official {w['over_official']:.2f} (rounds' quartiles "
+                          f"{w['round_ratio_quartiles'][0]:.2f}–{w['round_ratio_quartiles'][1]:.2f})", flush=True)
     if args.output:
         write_report(args.output, report)
     return 0

@@ -100,13 +100,19 @@ def test_the_official_code_benchmark_imports_a_checkout_and_compares_outputs(tmp
         "    def forward(self, in_image, mask):\n"
         "        return super().forward(in_image, mask), None\n")
     report, stdout = run("benchmark_official_code.py", tmp_path, "--official-code", str(tmp_path), "--sizes", "32",
-                         "--repeats", "2", "--threads", "1", quick=False)
+                         "--repeats", "2", "--threads", "1", "--also-without-form", "phases-in-one", quick=False)
     [result] = report["results"]
     assert result["max_abs_difference"] < 1e-5 and result["ours_over_official"] > 0
     low, high = result["round_ratio_quartiles"]
     assert 0 < low <= high
-    assert "ours/official" in stdout
+    assert set(result["median_s"]) == {"official", "ours", "ours without phases-in-one"}
+    assert result["without_form"]["form"] == "phases-in-one" and result["without_form"]["over_official"] > 0
+    assert "ours/official" in stdout and "without phases-in-one: ours/official" in stdout
     proc = subprocess.run([sys.executable, "-m", "benchmarks.benchmark_official_code", "--official-code",
                            str(tmp_path / "nowhere")], cwd=REPO_ROOT, check=False, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode != 0 and "expected a checkout of jingyuanli001/RFR-Inpainting" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.benchmark_official_code", "--official-code",
+                           str(tmp_path), "--also-without-form", "sideways"], cwd=REPO_ROOT, check=False,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--also-without-form: expected one of plain, channels-last" in proc.stderr
