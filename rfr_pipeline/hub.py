@@ -65,9 +65,11 @@ def render_model_card(
     metrics: str = "Not evaluated yet: run `scripts/evaluate.py` and paste its table here.",
     datasets: list[str] | None = None,
     tags: list[str] | None = None,
+    embedded: tuple[str, str] = ("DEFAULT_MODEL", "faces"),
 ) -> ModelCard:
     """Fill `model_card.md` (a Jinja template with YAML front matter) for a pipeline holding `model`; `repo_id=None`
-    describes the package's embedded default model (loaded as `rfr_pipeline.DEFAULT_MODEL`)."""
+    describes one of the package's embedded models, `embedded` = (its constant in `rfr_pipeline`, its `--model`
+    name)."""
     config = model.config
     config_text = ", ".join(f"{k}={v}" for k, v in config.items() if not k.startswith("_"))
     card_data = ModelCardData(
@@ -91,5 +93,7 @@ def render_model_card(
         metrics=metrics,
         config=config_text,
         sample_size=config.sample_size,
+        embedded_constant=embedded[0],
+        embedded_name=embedded[1],
         num_parameters=f"{sum(p.numel() for p in model.parameters()):,}",
     )

@@ -1,9 +1,12 @@
 #!/usr/bin/env python
-"""Turn a trained pipeline folder into the package's embedded default model (rfr_pipeline/default_model).
+"""Turn a trained pipeline folder into one of the package's embedded models: the face model
+(rfr_pipeline/default_model, `--kind faces`) or the general-scene model (rfr_pipeline/scenes_model, `--kind scenes`).
 
     python scripts/package_default_model.py --pipeline runs/face160/pipeline-1000 \\
         --evaluation docs/results/default_model docs/results/default_model_96 \\
         --training-notes docs/default_model_training.md [--strategy auto --working-size 320 --flip-average] [--fp16]
+    python scripts/package_default_model.py --kind scenes --pipeline runs/scenes160/pipeline-2000 \\
+        --evaluation docs/results/scenes_model --training-notes docs/scenes_model_training.md --flip-average
 
 Writes the pipeline with the way it is best served (`default_strategy`, `default_working_size` and
 `default_flip_average` in model_index.json), a model card (what the model is, how it was trained, its evaluation
@@ -26,11 +29,40 @@ from rfr_pipeline.pipeline_rfr_inpaint import STRATEGIES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# What differs between the embedded models: what the card says they are for, trained on what, under which licence.
+KINDS = {
+    "faces": {
+        "output": Path(DEFAULT_MODEL),
+        "embedded": ("DEFAULT_MODEL", "faces"),
+        "model_name": "rfr-pipeline's default face model (demo)",
+        "what": "The default model embedded in the `rfr-pipeline` package",
+        "trained_on": "(hours on a CPU, minutes on one GPU) on {count} aligned face photos from the CelebA test split",
+        "fills": "**centred face photos**",
+        "domain": "aligned, centred face photos like CelebA's",
+        "licence_data": "CelebA: non-commercial research purposes only",
+        "data_folder": "data/celeba/val",
+        "datasets": ["celeba"],
+        "tags": ["faces", "demo"],
+    },
+    "scenes": {
+        "output": Path(DEFAULT_MODEL).parent / "scenes_model",
+        "embedded": ("SCENES_MODEL", "scenes"),
+        "model_name": "rfr-pipeline's general-scene model (demo)",
+        "what": "The general-scene model embedded in the `rfr-pipeline` package",
+        "trained_on": "(hours on a CPU) on {count} photos of outdoor and indoor scenes and objects (SUN397 and "
+                      "ImageNet subsets)",
+        "fills": "**photos of scenes and objects** (landscapes, streets, rooms, things)",
+        "domain": "natural photos of scenes and objects like SUN397's and ImageNet's",
+        "licence_data": "SUN397 and ImageNet: non-commercial research use only",
+        "data_folder": "data/scenes/val",
+        "datasets": ["sun397", "imagenet-1k"],
+        "tags": ["scenes", "demo"],
+    },
+}
 DESCRIPTION = (
-    "**A demo model, not the paper's.** The default model embedded in the `rfr-pipeline` package: a narrow RFR-Net "
-    "trained briefly (hours on a CPU, minutes on one GPU) on {count} aligned face photos from the CelebA test split, "
+    "**A demo model, not the paper's.** {what}: a narrow RFR-Net trained briefly {trained_on}, "
     "so that `rfr-inpaint`, the demo and the examples work out of the box with no download. It fills holes in "
-    "**centred face photos**; trained on {size}×{size} crops, it is served {serving}.{flip} For the published model, "
+    "{fills}; trained on {size}×{size} crops, it is served {serving}.{flip} For the published model, "
     "convert the official weights with `scripts/convert_official_checkpoint.py`."
 )
 SERVING = {
@@ -47,11 +79,12 @@ FLIP = (" Each fill is the mean of the network's fills of the photo and of its m
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kind", choices=KINDS, default="faces", help="which embedded model this is (its card)")
     parser.add_argument("--pipeline", required=True, type=Path, help="trained pipeline folder (scripts/train.py)")
     parser.add_argument("--evaluation", required=True, type=Path, nargs="+",
                         help="scripts/evaluate.py output folders, one table each in the card")
     parser.add_argument("--training-notes", required=True, type=Path, help="Markdown: how the model was trained")
-    parser.add_argument("--num-training-images", type=int, default=8000)
+    parser.add_argument("--num-training-images", type=int, help="default: 8,000 faces, 2,719 scenes")
     parser.add_argument("--strategy", default="auto", choices=STRATEGIES, help="the pipeline's default strategy")
     parser.add_argument("--working-size", type=int,
                         help="the pipeline's default working size (default: twice the training resolution)")
@@ -60,8 +93,11 @@ def main(argv=None) -> int:
                         help="the training resolution to record in the model's config, when the run recorded another")
     parser.add_argument("--fp16", action="store_true", help="store the weights in float16 (half the size)")
     parser.add_argument("--max-megabytes", type=float, default=40)
-    parser.add_argument("--output", type=Path, default=Path(DEFAULT_MODEL))
+    parser.add_argument("--output", type=Path, help="default: the kind's folder in the package")
     args = parser.parse_args(argv)
+    kind = KINDS[args.kind]
+    output = args.output or kind["output"]
+    count = args.num_training_images or {"faces": 8000, "scenes": 2719}[args.kind]
 
     reports = [folder / name for folder in args.evaluation for name in ("metrics.md", "metrics.json")]
     for path, what in [*((r, "an evaluation report (run scripts/evaluate.py)") for r in reports),
@@ -78,23 +114,25 @@ def main(argv=None) -> int:
     card = render_model_card(
         REPO_ROOT / "model_card.md",
         model,
-        model_name="rfr-pipeline's default face model (demo)",
+        model_name=kind["model_name"],
         repo_id=None,
-        description=DESCRIPTION.format(count=f"{args.num_training_images:,}", size=size,
+        description=DESCRIPTION.format(what=kind["what"], trained_on=kind["trained_on"].format(count=f"{count:,}"),
+                                       fills=kind["fills"], size=size,
                                        serving=SERVING[args.strategy].format(working=working),
                                        flip=FLIP if args.flip_average else ""),
         training=args.training_notes.read_text().strip(),
         weights="trained from scratch with `scripts/train.py` (no official weights involved)"
                 + (", stored in float16" if args.fp16 else ""),
-        domain="aligned, centred face photos like CelebA's",
-        licence=RESEARCH_ONLY_LICENCE.format(data="CelebA: non-commercial research purposes only"),
-        metrics="\n\n".join(evaluation_text(folder) for folder in args.evaluation),
-        datasets=["celeba"],
-        tags=["faces", "demo"],
+        domain=kind["domain"],
+        licence=RESEARCH_ONLY_LICENCE.format(data=kind["licence_data"]),
+        metrics="\n\n".join(evaluation_text(folder, kind["data_folder"]) for folder in args.evaluation),
+        datasets=kind["datasets"],
+        tags=kind["tags"],
+        embedded=kind["embedded"],
     )
 
     try:
-        output = save_pipeline_atomically(pipe, args.output, overwrite=True, model_card=card,
+        output = save_pipeline_atomically(pipe, output, overwrite=True, model_card=card,
                                           max_megabytes=args.max_megabytes)
     except ValueError as err:
         print(f"error: {err}: try --fp16 or a narrower model", file=sys.stderr)
@@ -104,11 +142,11 @@ def main(argv=None) -> int:
     return 0
 
 
-def evaluation_text(folder: Path) -> str:
+def evaluation_text(folder: Path, data_folder: str) -> str:
     """One evaluation of scripts/evaluate.py: what was measured (from its metrics.json), then its table."""
     report = json.loads((folder / "metrics.json").read_text())
     resolution, photos = report["resolution"], len({row["image"] for row in report["per_image"]})
-    return (f"{photos} photos of `data/celeba/val` × the NVIDIA irregular mask test set (one seeded mask per photo "
+    return (f"{photos} photos of `{data_folder}` × the NVIDIA irregular mask test set (one seeded mask per photo "
             f"and hole-area bin) at {resolution}², composites, with the pipeline's defaults and OpenCV's classical "
             f"inpainting in the same run (`scripts/evaluate.py --resolution {resolution}`):\n\n"
             + (folder / "metrics.md").read_text().strip())

@@ -74,7 +74,7 @@ def test_push_to_hub_checks_the_folder_before_uploading(tmp_path, capsys):
     assert "no model_index.json" in capsys.readouterr().err
 
 
-def test_packaging_the_default_model_writes_its_serving_defaults_and_card_and_refuses_oversize(box_mask, photo, tiny_pipeline_dir,
+def test_packaging_an_embedded_model_writes_its_serving_defaults_and_card_and_refuses_oversize(box_mask, photo, tiny_pipeline_dir,
                                                                                               tmp_path, capsys):
     evaluations = []
     for resolution, psnr in ((256, "30.00"), (96, "31.00")):
@@ -115,6 +115,16 @@ def test_packaging_the_default_model_writes_its_serving_defaults_and_card_and_re
     assert pipe.config.default_working_size == 160 and pipe.config.default_flip_average is True
     card = (served / "README.md").read_text()
     assert "trained on 80×80 crops" in card and "at full size up to 160 px" in card and "mirror image" in card
+
+    # The general-scene model: its own card (data, licence, how to load it), the same serving defaults.
+    scenes = tmp_path / "scenes_model"
+    assert package_default_model.main(["--kind", "scenes", *args[:-7], "--output", str(scenes), "--flip-average"]) == 0
+    card = (scenes / "README.md").read_text()
+    assert "general-scene model" in card and "2,719 photos of outdoor and indoor scenes" in card
+    assert "8 photos of `data/scenes/val`" in card and "SUN397 and ImageNet: non-commercial research use only" in card
+    assert "from_pretrained(SCENES_MODEL)" in card and "rfr-inpaint --model scenes --image photo.png" in card
+    assert "--model scenes --output model.onnx" in card and "face" not in card.lower()
+    assert RFRInpaintPipeline.from_pretrained(scenes).config.default_flip_average is True
 
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert package_default_model.main([*args, "--strategy", "crop", "--max-megabytes", "0.001"]) == 1
