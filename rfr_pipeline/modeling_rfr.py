@@ -158,9 +158,10 @@ class UpConv(nn.ConvTranspose2d):
         cached = self._phase_cache
         if cached is None or cached[0] != key:
             w = self.weight.detach()
-            kernels = [[w[:, :, list(rows)][:, :, :, list(cols)].transpose(0, 1).contiguous()
-                        for cols in self._PHASE_TAPS] for rows in self._PHASE_TAPS]
-            side_by_side = torch.cat([k for row in kernels for k in row])
+            side_by_side = torch.cat([w[:, :, list(rows)][:, :, :, list(cols)].transpose(0, 1)
+                                      for rows in self._PHASE_TAPS for cols in self._PHASE_TAPS])
+            quarters = side_by_side.chunk(4)  # contiguous views: the weights are held once
+            kernels = [[quarters[2 * a + c] for c in range(2)] for a in range(2)]
             cached = self._phase_cache = (key, (kernels, side_by_side))
         return cached[1]
 
