@@ -1,9 +1,10 @@
 """RFR-Net inpainting demo: upload a photo, paint over what should go, press Run.
 
-    python gradio_app.py [--model DIR_OR_REPO_ID] [--host 127.0.0.1] [--port 7860] [--share]
+    python gradio_app.py [--model scenes|faces|DIR|REPO_ID] [--host 127.0.0.1] [--port 7860] [--share]
 
-The model is, in order: --model, the RFR_MODEL environment variable, the package's embedded default model. The same
-file runs as a Hugging Face Space (see space/README.md). One inference runs at a time (a queue); results are PNG.
+The model is, in order: --model, the RFR_MODEL environment variable, else both embedded models, one tab each (the
+default model's first). The same file runs as a Hugging Face Space (see space/README.md). One inference runs at a time
+per model (a queue); results are PNG.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 from gradio import processing_utils
 from gradio.data_classes import FileData
 
-from rfr_pipeline import DEFAULT_MODEL
+from rfr_pipeline import DEFAULT_MODEL, EMBEDDED_MODELS
 from rfr_pipeline.cli import UsageError, load_pipeline
 from rfr_pipeline.pipeline_rfr_inpaint import STRATEGIES
 
@@ -36,7 +37,9 @@ MAX_FILE_SIZE = "25mb"  # Gradio refuses larger uploads (--max-file-size overrid
 # The examples a model is shown with: faces for the embedded face model, scenes for any other. Within a set all photos
 # share one size, the editor's canvas size: Gradio places an example's mask layer on a canvas of that size before the
 # photo has resized it, so a mask of another size would be drawn offset from what is repainted.
-EXAMPLE_SETS = {"faces": ["astronaut"], "scenes": ["coffee", "ball", "post"]}
+# (Photographs only: on flat synthetic drawings such as examples/ball_photo.png the models blur the edges that
+# OpenCV continues.)
+EXAMPLE_SETS = {"faces": ["astronaut"], "scenes": ["coffee", "raccoon"]}
 RESULTS_KEPT_SECONDS = 3600  # results (and Gradio's copies of them) are deleted after an hour
 QUEUE_SIZE = 16  # waiting requests beyond these are told the demo is busy
 EDITOR_HEIGHT = 480
@@ -48,19 +51,30 @@ BRUSH_DIVISOR = 64
 MIN_BRUSH_RADIUS = 2
 BRUSH_RADIUS = 9  # until a photo is loaded (600-px examples / 64)
 NOT_AN_IMAGE = "This file is not an image the demo can read: please upload a PNG, JPEG or WebP photo."
+# The embedded models' tabs: a title, and what the model is good for (shown above its editor).
+EMBEDDED_TABS = {
+    "scenes": ("Scenes and objects", "A small model trained briefly on photos of landscapes, streets, rooms and "
+                                     "things: it continues the texture and edges around a hole."),
+    "faces": ("Faces", "A small model trained briefly on centred face photos: it fills holes in faces (try the "
+                       "example); for other photos use the scenes tab."),
+}
 CSS = """
 /* The result fills its box as the editor's photo fills the editor (Gradio would show it at 1×, however small). */
-#result img { width: 100%; height: 100%; object-fit: contain; }
+.rfr-result img { width: 100%; height: 100%; object-fit: contain; }
 /* On a phone the editor's tool column would cover the photo's left edge: fit the photo beside it instead. */
-@media (max-width: 640px) { #editor .pixi-target { margin-left: 52px; width: calc(100% - 52px) !important; } }
+@media (max-width: 640px) { .rfr-editor .pixi-target { margin-left: 52px; width: calc(100% - 52px) !important; } }
 """
 # A file the browser cannot draw never reaches the app (the editor stays empty): say so in the page itself. And the
-# brush follows the photo's size (BRUSH_DIVISOR), through the editor Gradio exposes as window.editor.
+# brush follows the photo's size (BRUSH_DIVISOR), through the editor Gradio exposes as window.editor: the one mounted
+# last, so with a tab per model each editor is picked up as its tab first shows it.
 JS = """
 () => {
+  const followed = new WeakSet();
   const followPhotoSize = () => {
+    setTimeout(followPhotoSize, 200);
     const editor = window.editor;
-    if (!editor || !editor.dimensions || !editor.tools) { setTimeout(followPhotoSize, 200); return; }
+    if (!editor || !editor.dimensions || !editor.tools || followed.has(editor)) return;
+    followed.add(editor);
     editor.dimensions.subscribe(({width, height}) => {
       const radius = Math.max(MIN_BRUSH_RADIUS, Math.round(Math.max(width, height) / BRUSH_DIVISOR));
       const brush = editor.tools.get("brush");
@@ -73,13 +87,13 @@ JS = """
   followPhotoSize();
   document.addEventListener("change", async (event) => {
     const input = event.target;
-    if (!(input instanceof HTMLInputElement) || input.type !== "file" || !input.closest("#editor")) return;
+    if (!(input instanceof HTMLInputElement) || input.type !== "file" || !input.closest(".rfr-editor")) return;
     const file = input.files && input.files[0];
     if (!file) return;
     try {
       (await createImageBitmap(file)).close();
     } catch (error) {
-      const status = document.querySelector("#status");
+      const status = input.closest(".rfr-panel").querySelector(".rfr-status");
       if (status) status.textContent = NOT_AN_IMAGE;
     }
   }, true);
@@ -88,9 +102,13 @@ JS = """
     "BRUSH_DIVISOR", str(BRUSH_DIVISOR))
 
 
-def resolve_model(name: str | None) -> str:
-    """--model, else RFR_MODEL, else the embedded model."""
-    return name or os.environ.get("RFR_MODEL") or DEFAULT_MODEL
+def resolve_models(name: str | None) -> dict[str, str]:
+    """--model, else RFR_MODEL, else every embedded model (the default first), by tab name."""
+    name = name or os.environ.get("RFR_MODEL")
+    if name:
+        return {name: name}
+    default = [key for key, path in EMBEDDED_MODELS.items() if path == DEFAULT_MODEL]
+    return {key: EMBEDDED_MODELS[key] for key in [*default, *EMBEDDED_MODELS] if key in EMBEDDED_MODELS}
 
 
 def open_image(value, message: str, max_pixels: int | None = None) -> PIL.Image.Image:
@@ -155,8 +173,11 @@ class Inpainter:
     def __init__(self, model: str, device: str = "cpu", max_pixels: int = DEFAULT_MAX_PIXELS,
                  examples: str | None = None):
         self.pipe = load_pipeline(model, device)
-        self.is_default_model = Path(model).resolve() == Path(DEFAULT_MODEL).resolve()
-        self.examples = examples or ("faces" if self.is_default_model else "scenes")
+        path = Path(EMBEDDED_MODELS.get(model, model)).resolve()
+        # which embedded model this is, if any: it decides the note shown with it and its examples
+        self.embedded_name = next((key for key, folder in EMBEDDED_MODELS.items() if Path(folder).resolve() == path),
+                                  None)
+        self.examples = examples or ("faces" if self.embedded_name == "faces" else "scenes")
         if self.examples not in EXAMPLE_SETS and self.examples != "none":
             raise ValueError(f"examples must be one of {', '.join(EXAMPLE_SETS)} or none, got {self.examples!r}")
         self.max_pixels = max_pixels
@@ -211,40 +232,59 @@ def canvas_size(names: list[str]) -> tuple[int, int]:
     return sizes.pop() if sizes else (512, 512)
 
 
-def build_demo(inpainter: Inpainter) -> gr.Blocks:
-    names = EXAMPLE_SETS.get(inpainter.examples, [])
+def build_demo(inpainters: Inpainter | dict[str, Inpainter]) -> gr.Blocks:
+    """One model: its panel. Several (by name, e.g. the embedded `scenes` and `faces`): a tab each, the first one's
+    API endpoint `/inpaint` and the others' `/inpaint_<name>`."""
+    if isinstance(inpainters, Inpainter):
+        inpainters = {"": inpainters}
     with gr.Blocks(title="RFR-Net inpainting", delete_cache=(600, RESULTS_KEPT_SECONDS)) as demo:
         gr.Markdown("## RFR-Net inpainting\nUpload a photo, paint over what should disappear, press **Run**. "
                     "Brush size, eraser and undo are in the editor's toolbar.")
-        if inpainter.is_default_model:
-            gr.Markdown("The built-in model is a small demo trained briefly on face photos: it fills holes in "
-                        "centred faces (try the example); other scenes need a model trained on them "
-                        "(`--model`).", elem_id="model-note")
+        if len(inpainters) == 1:
+            model_panel(*inpainters.values(), "")
+        else:
+            with gr.Tabs():
+                for index, (name, inpainter) in enumerate(inpainters.items()):
+                    title = EMBEDDED_TABS[inpainter.embedded_name][0] if inpainter.embedded_name else name
+                    with gr.Tab(title, id=name, elem_id=f"tab-{name}"):
+                        model_panel(inpainter, "" if index == 0 else name)
+    return demo
+
+
+def model_panel(inpainter: Inpainter, name: str) -> None:
+    """Editor, result, options and examples of one model. Elements are found by class (the page may have one panel
+    per model); the unnamed panel's ids are plain (`#editor`), a named one's carry its name (`#editor-faces`)."""
+    suffix = f"-{name}" if name else ""
+    names = EXAMPLE_SETS.get(inpainter.examples, [])
+    with gr.Column(elem_classes="rfr-panel"):
+        if inpainter.embedded_name:
+            gr.Markdown(EMBEDDED_TABS[inpainter.embedded_name][1], elem_id=f"model-note{suffix}")
         with gr.Row(equal_height=True):
             # Both at one height: the editor fits the photo into it, and so does the result, at the same scale.
             editor = PhotoEditor(label="Photo — paint the area to remove", type="filepath", sources=["upload"],
                                  layers=False, canvas_size=canvas_size(names), height=EDITOR_HEIGHT,
                                  brush=gr.Brush(default_size=BRUSH_RADIUS, colors=[PAINT], color_mode="fixed"),
                                  eraser=gr.Eraser(default_size=BRUSH_RADIUS), transforms=(), buttons=[],
-                                 elem_id="editor")
+                                 elem_id=f"editor{suffix}", elem_classes="rfr-editor")
             result = gr.Image(label="Result (PNG)", type="filepath", format="png", interactive=False,
-                              height=EDITOR_HEIGHT, buttons=["download", "fullscreen"], elem_id="result")
+                              height=EDITOR_HEIGHT, buttons=["download", "fullscreen"], elem_id=f"result{suffix}",
+                              elem_classes="rfr-result")
         with gr.Row():
             strategy = gr.Dropdown(list(STRATEGIES), label="Large images",
                                    value=inpainter.pipe.config.default_strategy)  # the checkpoint's own default
             dilation = gr.Slider(0, 32, value=4, step=1, label="Grow the mask by (pixels)")
-            run = gr.Button("Run", variant="primary", elem_id="run")
-        status = gr.Markdown(elem_id="status")
-        run.click(inpainter, inputs=[editor, strategy, dilation], outputs=[result, status], api_name="inpaint",
-                  concurrency_limit=1)
+            run = gr.Button("Run", variant="primary", elem_id=f"run{suffix}")
+        status = gr.Markdown(elem_id=f"status{suffix}", elem_classes="rfr-status")
+        run.click(inpainter, inputs=[editor, strategy, dilation], outputs=[result, status],
+                  api_name=f"inpaint_{name}" if name else "inpaint", concurrency_limit=1)
         if names:
             gr.Examples(examples(names), inputs=[editor], label="Examples (free to reuse, see examples/LICENSE.md)")
-    return demo
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="pipeline folder or Hub repo id")
+    parser.add_argument("--model", help="an embedded model by name (scenes, faces), a pipeline folder or a Hub repo "
+                                        "id (default: the embedded models, a tab each)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve the network")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
@@ -252,15 +292,17 @@ def main(argv=None) -> None:
     parser.add_argument("--max-pixels", type=int, default=int(os.environ.get("RFR_MAX_PIXELS", str(DEFAULT_MAX_PIXELS))))
     parser.add_argument("--max-file-size", default=MAX_FILE_SIZE, help="upload size limit")
     parser.add_argument("--examples", choices=[*EXAMPLE_SETS, "none"],
-                        help="example photos to offer (default: faces for the embedded face model, else scenes)")
+                        help="example photos to offer with --model (default: faces for the embedded face model, "
+                             "else scenes)")
     parser.add_argument("--queue-size", type=int, default=QUEUE_SIZE,
                         help="requests that may wait; more are told to try again")
     args = parser.parse_args(argv)
     try:
-        inpainter = Inpainter(resolve_model(args.model), args.device, args.max_pixels, args.examples)
+        inpainters = {name: Inpainter(model, args.device, args.max_pixels, args.examples)
+                      for name, model in resolve_models(args.model).items()}
     except UsageError as err:
         raise SystemExit(f"error: {err}") from None
-    launch(build_demo(inpainter), args.host, args.port, share=args.share, max_file_size=args.max_file_size,
+    launch(build_demo(inpainters if len(inpainters) > 1 else next(iter(inpainters.values()))), args.host, args.port, share=args.share, max_file_size=args.max_file_size,
            queue_size=args.queue_size)
 
 

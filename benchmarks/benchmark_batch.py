@@ -76,7 +76,7 @@ def run(images: Path, masks: Path, output: Path, model: str | None, processes: i
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="pipeline folder or repo id (default: the embedded model)")
+    parser.add_argument("--model", help="pipeline folder or repo id (default: the embedded default model)")
     parser.add_argument("--photos", type=int, default=64)
     parser.add_argument("--size", type=int, nargs=2, default=[384, 512], metavar=("H", "W"))
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 2, help="for the multi-process runs")
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
-              "model": args.model or "embedded face model", "photo_size": args.size, "results": results}
+              "model": args.model or "embedded default model", "photo_size": args.size, "results": results}
     if args.output:
         from rfr_pipeline.atomic import atomic_file
 

@@ -12,10 +12,13 @@ from pathlib import Path
 
 from ._diffusers_registration import register_when_diffusers_loads
 
-# The pipeline folder shipped inside the package (trained by the project), used when no model is named.
-DEFAULT_MODEL = str(Path(__file__).resolve().parent / "default_model")
-# Embedded models by the short names the command lines accept (`--model faces`).
-EMBEDDED_MODELS = {"faces": DEFAULT_MODEL}
+# The pipeline folders shipped inside the package (trained by the project): a face model and a general-scene model.
+FACES_MODEL = str(Path(__file__).resolve().parent / "faces_model")
+SCENES_MODEL = str(Path(__file__).resolve().parent / "scenes_model")
+# Used when no model is named: the one that serves arbitrary photos better (README, "Which embedded model").
+DEFAULT_MODEL = SCENES_MODEL
+# Embedded models by the short names the command lines accept (`--model scenes`), the default first.
+EMBEDDED_MODELS = {"scenes": SCENES_MODEL, "faces": FACES_MODEL}
 
 # The image files the package reads (photos and masks, in training, evaluation and the command line) and writes, by
 # suffix, with PIL's name for the format. One table, so a suffix works everywhere or nowhere.
@@ -29,8 +32,8 @@ _LAZY = {
     "inpaint_folder": "batch",
     "ModelMixin": "modeling_rfr",  # diffusers' loader looks the base class up on the library itself
 }
-__all__ = ["DEFAULT_MODEL", "EMBEDDED_MODELS", "IMAGE_FORMATS", "RFRInpaintPipeline", "RFRNet", "inpaint_folder",
-           "load_official_checkpoint"]
+__all__ = ["DEFAULT_MODEL", "EMBEDDED_MODELS", "FACES_MODEL", "IMAGE_FORMATS", "RFRInpaintPipeline", "RFRNet",
+           "SCENES_MODEL", "inpaint_folder", "load_official_checkpoint"]
 __version__ = "0.1.0"
 
 

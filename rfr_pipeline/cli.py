@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, type=Path,
                         help="the result file (its extension picks the format) or a folder (PNG files)")
     parser.add_argument("--model", help="pipeline folder, Hugging Face repo id, or an embedded model by name "
-                                        "(faces; default: the embedded default model)")
+                                        "(scenes, faces; default: scenes)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1, mps")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     parser.add_argument("--strategy", choices=STRATEGIES,

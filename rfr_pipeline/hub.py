@@ -65,7 +65,7 @@ def render_model_card(
     metrics: str = "Not evaluated yet: run `scripts/evaluate.py` and paste its table here.",
     datasets: list[str] | None = None,
     tags: list[str] | None = None,
-    embedded: tuple[str, str] = ("DEFAULT_MODEL", "faces"),
+    embedded: tuple[str, str] = ("FACES_MODEL", "faces"),
 ) -> ModelCard:
     """Fill `model_card.md` (a Jinja template with YAML front matter) for a pipeline holding `model`; `repo_id=None`
     describes one of the package's embedded models, `embedded` = (its constant in `rfr_pipeline`, its `--model`

@@ -232,6 +232,17 @@ def shrink_mask(hole: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return area[0, 0] > 0
 
 
+def hole_radius(hole: torch.Tensor, percentile: float = 90) -> float:
+    """How thick the hole is: the distance (px) from a hole pixel to the nearest known pixel that `percentile` % of
+    hole pixels are within (half a stroke's width; 0 for no hole)."""
+    from scipy import ndimage
+
+    hole = hole.numpy()
+    if not hole.any():
+        return 0.0
+    return float(np.percentile(ndimage.distance_transform_edt(hole)[hole], percentile))
+
+
 def region_boxes(hole: torch.Tensor, margin: int, min_size: int) -> list[tuple[int, int, int, int]]:
     """Crop windows (top, left, bottom, right) covering every connected hole region plus `margin` px of context,
     at least `min_size` px on a side where the image allows; overlapping windows are merged."""

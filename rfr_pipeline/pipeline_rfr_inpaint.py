@@ -30,6 +30,12 @@ OUTPUT_TYPES = ("pil", "np", "pt")
 SUSPICIOUS_HOLE_FRACTION = 0.9
 # strategy="original" warns above this estimate of the attention's memory (`attention_memory_gib`).
 ATTENTION_WARNING_GIB = 4
+# "auto" on a large image: a window whose holes are thin (90 % of hole pixels within THIN_HOLE_RADIUS px of a known
+# pixel) is filled at full size, or scaled down only as far as THIN_WINDOW_GIB of attention memory requires; scaled
+# to `working_size`, a thin stroke would lose the detail beside it. Wider holes are scaled to `working_size`, the
+# scale at which the model saw whole objects. (Measured at 512² on both embedded models: README, "Images of any size".)
+THIN_HOLE_RADIUS = 14
+THIN_WINDOW_GIB = 1.0
 
 
 def attention_memory_gib(height: int, width: int) -> float:
@@ -37,6 +43,12 @@ def attention_memory_gib(height: int, width: int) -> float:
     positions of the (16-padded) feature map pairwise, in float32, with about three N×N score maps alive at once."""
     positions = (-(-height // SIZE_MULTIPLE) * 2) * (-(-width // SIZE_MULTIPLE) * 2)
     return 3 * positions**2 * 4 / 2**30
+
+
+def side_within_memory(height: int, width: int, gib: float) -> int:
+    """The longest side an image of this shape can be scaled to (never up) with its attention within `gib`."""
+    factor = min(1.0, (gib / attention_memory_gib(height, width)) ** 0.25)  # memory grows with the 4th power
+    return int(max(height, width) * factor)
 
 
 def _is_integer(value) -> bool:
@@ -89,7 +101,8 @@ class RFRInpaintPipeline(DiffusionPipeline):
         only hole pixels are taken from it;
       * `"crop"`: a window around each connected masked region with `crop_margin` px of context (scaled down to
         `working_size` when larger), pasted back;
-      * `"auto"`: `"original"` when the longest side is at most `working_size`, else `"crop"`.
+      * `"auto"`: `"original"` when the longest side is at most `working_size`, else `"crop"`, except that a window
+        whose holes are thin (`THIN_HOLE_RADIUS`) is kept at full size as far as memory allows (`THIN_WINDOW_GIB`).
     Unless the checkpoint says otherwise (`default_strategy`, `default_working_size`), the strategy is `"auto"` and
     `working_size` twice the resolution the model was trained at (`rfrnet.config.sample_size`).
     """
@@ -179,6 +192,7 @@ class RFRInpaintPipeline(DiffusionPipeline):
 
     def _tiles(self, index, image, hole, strategy, working_size, crop_margin) -> list[_Tile]:
         h, w = hole.shape
+        thin_at_full_size = strategy == "auto"
         if strategy == "auto":
             strategy = "original" if max(h, w) <= working_size else "crop"
         if strategy == "original":
@@ -189,9 +203,13 @@ class RFRInpaintPipeline(DiffusionPipeline):
             return [_Tile(index, image, hole, (0, 0, h, w))]
         if strategy == "resize":
             return [self._scaled_tile(index, image, hole, (0, 0, h, w), working_size)]
-        boxes = ip.region_boxes(hole, crop_margin, min_size=min(working_size, 2 * crop_margin))
-        return [self._scaled_tile(index, image[:, t:b, l:r], hole[t:b, l:r], (t, l, b, r), working_size)
-                for t, l, b, r in boxes]
+        tiles = []
+        for t, l, b, r in ip.region_boxes(hole, crop_margin, min_size=min(working_size, 2 * crop_margin)):
+            size = working_size
+            if thin_at_full_size and ip.hole_radius(hole[t:b, l:r]) <= THIN_HOLE_RADIUS:
+                size = max(working_size, side_within_memory(b - t, r - l, THIN_WINDOW_GIB))
+            tiles.append(self._scaled_tile(index, image[:, t:b, l:r], hole[t:b, l:r], (t, l, b, r), size))
+        return tiles
 
     @staticmethod
     def _scaled_tile(index, image, hole, box, working_size) -> _Tile:

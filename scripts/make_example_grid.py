@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """The README's example grid: one photo, several masks; per row masked / RFR-Net / Telea / Navier–Stokes / original.
 
-    python scripts/make_example_grid.py --model rfr_pipeline/default_model --image examples/astronaut_photo.png \\
+    python scripts/make_example_grid.py --model rfr_pipeline/faces_model --image examples/astronaut_photo.png \\
         --mask examples/astronaut_mask.png --strokes 0.25:1 0.45:2 --resolution 256 \\
-        --output docs/results/default_model/example-grid.png
+        --output docs/results/faces_model/example-grid.png
 
 `--strokes AREA:SEED` adds a row with a generated free-form mask (thin and thick strokes, like the NVIDIA test masks)
 covering about AREA of the image. Photos and masks are prepared exactly as scripts/evaluate.py does; the pipeline

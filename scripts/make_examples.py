@@ -1,10 +1,12 @@
 #!/usr/bin/env python
 """Draw the demo's example masks, and synthetic example scenes (examples/*_photo.png with *_mask.png).
 
-`ball` and `post` are scenes drawn here (CC0). `coffee_photo.png` is a photograph by Rachel Michetti, CC0, as shipped
+`ball` and `post` are scenes drawn here (CC0; inputs of the demo's tests, not offered as examples). `coffee_photo.png` is a photograph by Rachel Michetti, CC0, as shipped
 in scikit-image's `skimage/data/coffee.png`; `astronaut_photo.png` is the face in NASA's portrait of Eileen Collins
-(public domain), cropped as `astronaut.png[40:200, 142:302]` of scikit-image's copy. This script draws their masks
-(over the spoon; over the mouth and chin, for the embedded face model). Deterministic."""
+(public domain), cropped as `astronaut.png[40:200, 142:302]` of scikit-image's copy; `raccoon_1024.jpg` is SciPy's
+public-domain raccoon (`scipy.misc.face()`), of which this script makes the 600×400 `raccoon_photo.png`. It draws their
+masks: over the spoon; scratches over the raccoon, as on a damaged print; over the mouth and chin, for the embedded
+face model. Deterministic."""
 
 from pathlib import Path
 
@@ -53,6 +55,16 @@ def main() -> None:
     draw.line([(412, 66), (398, 150), (380, 240)], fill=(255, 51, 102, 255), width=30)
     draw.ellipse((318, 232, 412, 332), fill=(255, 51, 102, 255))
     layer.save(OUT / "coffee_mask.png")
+    # The raccoon, scaled to the scene examples' size: scratches across the photo, thin and thick.
+    raccoon = PIL.Image.open(OUT / "raccoon_1024.jpg").convert("RGB")
+    raccoon = raccoon.resize((600, 450), PIL.Image.Resampling.LANCZOS).crop((0, 25, 600, 425))
+    raccoon.save(OUT / "raccoon_photo.png")
+    layer = PIL.Image.new("RGBA", raccoon.size, (0, 0, 0, 0))
+    draw = PIL.ImageDraw.Draw(layer)
+    for points, width in (([(40, 60), (210, 140), (330, 150)], 6), ([(420, 30), (470, 200), (560, 330)], 10),
+                          ([(90, 350), (260, 300), (380, 370)], 4), ([(150, 230), (175, 250)], 14)):
+        draw.line(points, fill=(255, 51, 102, 255), width=width, joint="curve")
+    layer.save(OUT / "raccoon_mask.png")
     # The face: paint over the mouth and chin, what the embedded face model is trained to fill.
     face = PIL.Image.open(OUT / "astronaut_photo.png")
     layer = PIL.Image.new("RGBA", face.size, (0, 0, 0, 0))

@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Turn a trained pipeline folder into one of the package's embedded models: the face model
-(rfr_pipeline/default_model, `--kind faces`) or the general-scene model (rfr_pipeline/scenes_model, `--kind scenes`).
+(rfr_pipeline/faces_model, `--kind faces`) or the general-scene model (rfr_pipeline/scenes_model, `--kind scenes`).
 
     python scripts/package_default_model.py --pipeline runs/face160/pipeline-1000 \\
-        --evaluation docs/results/default_model docs/results/default_model_96 \\
-        --training-notes docs/default_model_training.md [--strategy auto --working-size 320 --flip-average] [--fp16]
+        --evaluation docs/results/faces_model docs/results/faces_model_96 \\
+        --training-notes docs/faces_model_training.md [--strategy auto --working-size 320 --flip-average] [--fp16]
     python scripts/package_default_model.py --kind scenes --pipeline runs/scenes160/pipeline-2000 \\
         --evaluation docs/results/scenes_model --training-notes docs/scenes_model_training.md --flip-average
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from rfr_pipeline import DEFAULT_MODEL, RFRInpaintPipeline
+from rfr_pipeline import FACES_MODEL, SCENES_MODEL, RFRInpaintPipeline
 from rfr_pipeline.hub import RESEARCH_ONLY_LICENCE, render_model_card, save_pipeline_atomically
 from rfr_pipeline.pipeline_rfr_inpaint import STRATEGIES
 
@@ -32,10 +32,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # What differs between the embedded models: what the card says they are for, trained on what, under which licence.
 KINDS = {
     "faces": {
-        "output": Path(DEFAULT_MODEL),
-        "embedded": ("DEFAULT_MODEL", "faces"),
-        "model_name": "rfr-pipeline's default face model (demo)",
-        "what": "The default model embedded in the `rfr-pipeline` package",
+        "output": Path(FACES_MODEL),
+        "embedded": ("FACES_MODEL", "faces"),
+        "num_training_images": 8000,
+        "model_name": "rfr-pipeline's face model (demo)",
+        "what": "The face model embedded in the `rfr-pipeline` package",
         "trained_on": "(hours on a CPU, minutes on one GPU) on {count} aligned face photos from the CelebA test split",
         "fills": "**centred face photos**",
         "domain": "aligned, centred face photos like CelebA's",
@@ -45,10 +46,11 @@ KINDS = {
         "tags": ["faces", "demo"],
     },
     "scenes": {
-        "output": Path(DEFAULT_MODEL).parent / "scenes_model",
+        "output": Path(SCENES_MODEL),
         "embedded": ("SCENES_MODEL", "scenes"),
+        "num_training_images": 2719,
         "model_name": "rfr-pipeline's general-scene model (demo)",
-        "what": "The general-scene model embedded in the `rfr-pipeline` package",
+        "what": "The general-scene model embedded in the `rfr-pipeline` package (its default model)",
         "trained_on": "(hours on a CPU) on {count} photos of outdoor and indoor scenes and objects (SUN397 and "
                       "ImageNet subsets)",
         "fills": "**photos of scenes and objects** (landscapes, streets, rooms, things)",
@@ -97,7 +99,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     kind = KINDS[args.kind]
     output = args.output or kind["output"]
-    count = args.num_training_images or {"faces": 8000, "scenes": 2719}[args.kind]
+    count = args.num_training_images or kind["num_training_images"]
 
     reports = [folder / name for folder in args.evaluation for name in ("metrics.md", "metrics.json")]
     for path, what in [*((r, "an evaluation report (run scripts/evaluate.py)") for r in reports),

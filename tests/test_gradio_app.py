@@ -261,7 +261,9 @@ def test_a_full_queue_tells_the_caller_to_try_again(tiny_pipeline_dir, tmp_path)
 
 
 def test_each_model_gets_examples_that_suit_it_on_a_canvas_of_their_size(tiny_pipeline_dir):
-    assert gradio_app.Inpainter(gradio_app.DEFAULT_MODEL).examples == "faces"
+    assert gradio_app.Inpainter("faces").examples == "faces"  # by name or by folder
+    assert gradio_app.Inpainter(gradio_app.EMBEDDED_MODELS["faces"]).examples == "faces"
+    assert gradio_app.Inpainter("scenes").examples == "scenes"
     assert gradio_app.Inpainter(str(tiny_pipeline_dir)).examples == "scenes"
     for name, photos in gradio_app.EXAMPLE_SETS.items():
         demo = gradio_app.build_demo(gradio_app.Inpainter(str(tiny_pipeline_dir), examples=name))
@@ -461,12 +463,12 @@ def test_on_a_phone_the_tools_leave_the_photo_visible_and_undrawable_files_get_a
 def test_examples_are_complete_and_licensed():
     names = [name for photos in gradio_app.EXAMPLE_SETS.values() for name in photos]
     rows = gradio_app.examples(names)
-    assert len(rows) == 4
+    assert len(rows) == 3
     for (value,) in rows:
         hole = painted(value["layers"][0])
         assert 0 < hole.mean() < 0.5 and PIL.Image.open(value["background"]).size == hole.shape[::-1]
     licence = (EXAMPLES / "LICENSE.md").read_text()
-    assert all(name in licence for name in ("coffee_photo.png", "astronaut_photo.png"))
+    assert all(name in licence for name in ("coffee_photo.png", "astronaut_photo.png", "raccoon_photo.png"))
 
 
 @requires_chromium
@@ -493,3 +495,51 @@ def test_the_brush_follows_the_size_of_the_photo(app_url, tmp_path, photo):
             thickness[width] = hole[:, width // 2].sum()  # the stroke's height at the middle column
             assert abs(thickness[width] - 2 * radius) <= 2 + 0.1 * radius, (width, thickness[width], radius)
     assert thickness[768] > 1.8 * thickness[320]  # radius 12 vs 5
+
+
+@pytest.fixture(scope="module")
+def two_model_app_url():
+    """The demo as it starts with no model named: both embedded models, a tab each (the scenes model's first)."""
+    models = {"scenes": gradio_app.EMBEDDED_MODELS["scenes"], "faces": gradio_app.EMBEDDED_MODELS["faces"]}
+    demo = gradio_app.build_demo({name: gradio_app.Inpainter(path) for name, path in models.items()})
+    port = free_port()
+    gradio_app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@requires_chromium
+def test_in_a_real_browser_each_model_has_its_tab_with_its_examples_brush_and_run(two_model_app_url):
+    from playwright.sync_api import expect
+
+    def brush_radius(size):  # as the page computes it (JavaScript rounds halves up)
+        return max(gradio_app.MIN_BRUSH_RADIUS, int(max(size) / gradio_app.BRUSH_DIVISOR + 0.5))
+
+    photo = np.asarray(PIL.Image.open(EXAMPLES / "astronaut_photo.png").convert("RGB"))
+    example_hole = painted(EXAMPLES / "astronaut_mask.png")
+    with browser_page() as page:
+        page.goto(two_model_app_url)
+        page.wait_for_load_state("networkidle")
+        expect(page.get_by_role("tab", name="Scenes and objects")).to_have_attribute("aria-selected", "true")
+        page.wait_for_function(f"window.rfrBrushRadius === {brush_radius((600, 400))}", timeout=20_000)
+
+        page.get_by_role("tab", name="Faces").click()
+        faces = page.locator("#tab-faces")
+        expect(faces.get_by_text("scenes tab")).to_be_visible()  # what the face model is (not) for
+        faces.locator(".gallery-item, button.example, [data-testid='example']").first.click()
+        page.wait_for_timeout(2500)
+        # The face tab's editor now has the brush of its own (160-px) canvas, and shows the example's mask in place.
+        page.wait_for_function(f"window.rfrBrushRadius === {brush_radius((160, 160))}", timeout=20_000)
+        shown = shown_hole(page)
+        assert shown.shape == example_hole.shape
+        assert (shown & example_hole).sum() / (shown | example_hole).sum() > 0.97
+
+        page.locator("#run-faces").click()
+        expect(page.locator("#status-faces")).to_contain_text("Done in", timeout=120_000)
+        body = page.request.get(page.locator("#result-faces img").get_attribute("src")).body()
+    out = np.asarray(PIL.Image.open(io.BytesIO(body)).convert("RGB"))
+    changed = (out != photo).any(-1)
+    from rfr_pipeline.image_processing import dilate
+
+    grown = dilate(__import__("torch").from_numpy(example_hole), 4 + 2).numpy()  # the app grows it by 4
+    assert changed[example_hole].mean() > 0.5 and not changed[~grown].any()

@@ -14,7 +14,7 @@ import PIL.Image
 import pytest
 import torch
 
-from rfr_pipeline import DEFAULT_MODEL, RFRInpaintPipeline, load_official_checkpoint
+from rfr_pipeline import FACES_MODEL, RFRInpaintPipeline, load_official_checkpoint
 from tests.conftest import REPO_ROOT, load_official_fixture, requires_shared
 
 onnx = pytest.importorskip("onnx", reason="the [onnx] extra is not installed")
@@ -56,7 +56,7 @@ def test_the_file_is_valid_dynamic_and_records_its_serving_defaults(faces_onnx):
     assert inputs["image"][1] == 3 and inputs["known_mask"][1] == 1
     assert all(isinstance(d, str) for d in (*inputs["image"][::2], inputs["image"][3]))  # B, H, W: symbolic
     assert not any(p.key.startswith("pkg.torch") for node in model.graph.node for p in node.metadata_props)
-    pipe = RFRInpaintPipeline.from_pretrained(DEFAULT_MODEL)
+    pipe = RFRInpaintPipeline.from_pretrained(FACES_MODEL)
     metadata = read_metadata(faces_onnx)
     assert metadata["default_strategy"] == pipe.config.default_strategy
     assert metadata["default_working_size"] == pipe.config.default_working_size
@@ -100,7 +100,7 @@ def test_onnxruntime_reproduces_the_official_fixtures_from_one_file(official):
 
 
 def test_the_pipeline_on_onnxruntime_matches_the_pytorch_pipeline(faces_onnx, photo, box_mask):
-    on_torch = RFRInpaintPipeline.from_pretrained(DEFAULT_MODEL)
+    on_torch = RFRInpaintPipeline.from_pretrained(FACES_MODEL)
     on_onnx = RFRInpaintPipeline.from_onnx(faces_onnx)
     assert on_onnx.config.default_strategy == on_torch.config.default_strategy
     assert on_onnx.config.default_flip_average == on_torch.config.default_flip_average

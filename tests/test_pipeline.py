@@ -13,6 +13,7 @@ from diffusers import DiffusionPipeline
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
 from rfr_pipeline import RFRInpaintPipeline
+from rfr_pipeline import image_processing as ip
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +155,41 @@ def test_crop_merges_overlapping_windows(box_mask, photo, pipe):
         hook.remove()
     assert len(calls) == 1 and calls[0][0] == 1
     assert_known_identical(result, image, hole_of(mask))
+
+
+def test_auto_keeps_windows_of_thin_holes_at_full_size_as_far_as_memory_allows(pipe):
+    """Scaled down to the working size, a scratch loses the detail beside it: "auto" scales a window down only when
+    its holes are wide, or as far as the attention's memory requires."""
+    import PIL.ImageDraw
+
+    from rfr_pipeline.pipeline_rfr_inpaint import THIN_HOLE_RADIUS, THIN_WINDOW_GIB, attention_memory_gib
+
+    def tile_shapes(hole, strategy="auto"):
+        image = torch.zeros(3, *hole.shape)
+        return [tuple(t.hole.shape) for t in pipe._tiles(0, image, hole, strategy, working_size=128, crop_margin=32)]
+
+    scratch = torch.zeros(600, 800, dtype=torch.bool)
+    scratch[100:500, 300:306] = True  # 6 px wide, 400 px long: one window of 464 × 70 px
+    square = torch.zeros(600, 800, dtype=torch.bool)
+    square[200:400, 300:500] = True  # 200 px wide
+    assert ip.hole_radius(scratch) <= THIN_HOLE_RADIUS < ip.hole_radius(square)
+    assert tile_shapes(scratch) == [(464, 70)]  # at full size
+    assert max(*tile_shapes(square)[0]) <= 128  # scaled to the working size
+    assert max(*tile_shapes(scratch, "crop")[0]) <= 128  # "crop" scales every window, as documented
+
+    # A scratch across a 3000×4000 photo: its window is the whole photo, scaled only as far as memory requires.
+    canvas = PIL.Image.new("L", (4000, 3000))
+    PIL.ImageDraw.Draw(canvas).line([(100, 100), (3900, 2900)], fill=255, width=8)
+    ((height, width),) = tile_shapes(torch.from_numpy(np.asarray(canvas) > 0))
+    assert 128 < max(height, width) < 4000 and abs(width / height - 4 / 3) < 0.05
+    assert 0.5 * THIN_WINDOW_GIB < attention_memory_gib(height, width) <= THIN_WINDOW_GIB
+
+
+def test_hole_radius_is_half_the_width_of_a_stroke():
+    stroke = torch.zeros(100, 100, dtype=torch.bool)
+    stroke[:, 40:50] = True  # 10 px wide
+    assert 4 <= ip.hole_radius(stroke) <= 5
+    assert ip.hole_radius(torch.zeros(10, 10, dtype=torch.bool)) == 0
 
 
 # -- masks and photos of every kind -------------------------------------------------------------------------------

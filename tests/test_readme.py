@@ -75,5 +75,5 @@ def test_the_python_snippet_runs_as_written(tmp_path):
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = np.asarray(PIL.Image.open(tmp_path / "inpainted.png").convert("RGB"))
-    photo = np.asarray(PIL.Image.open(REPO_ROOT / "examples" / "astronaut_photo.png").convert("RGB"))
+    photo = np.asarray(PIL.Image.open(REPO_ROOT / "examples" / "coffee_photo.png").convert("RGB"))
     assert result.shape == photo.shape and not np.array_equal(result, photo)

@@ -103,7 +103,7 @@ def test_packaging_an_embedded_model_writes_its_serving_defaults_and_card_and_re
     assert "3 photos of `data/celeba/val`" in card and "at 96²" in card and "| 10-20% | rfr-net | 31.00 |" in card
     assert "resizing photos larger than 64 px" in card and "mirror image" not in card
     assert "research" in card and "faces" in card
-    assert "from_pretrained(DEFAULT_MODEL)" in card and "rfr-inpaint --image photo.png" in card  # no repo to name
+    assert "from_pretrained(FACES_MODEL)" in card and "rfr-inpaint --model faces --image photo.png" in card
     assert pipe(photo(), box_mask()).images[0].size == (128, 96)
 
     # The serving defaults of a model trained at one size and served at another, flip-averaged.
@@ -137,7 +137,7 @@ def test_packaging_an_embedded_model_writes_its_serving_defaults_and_card_and_re
 
 def test_example_grid_has_a_row_per_mask_and_a_column_per_method(tmp_path, capsys):
     out = tmp_path / "grid.png"
-    assert make_example_grid.main(["--model", str(REPO_ROOT / "rfr_pipeline" / "default_model"),
+    assert make_example_grid.main(["--model", str(REPO_ROOT / "rfr_pipeline" / "faces_model"),
                                    "--image", str(REPO_ROOT / "examples" / "astronaut_photo.png"),
                                    "--mask", str(REPO_ROOT / "examples" / "astronaut_mask.png"),
                                    "--strokes", "0.2:1", "--resolution", "64", "--output", str(out)]) == 0
@@ -151,7 +151,7 @@ def test_example_grid_has_a_row_per_mask_and_a_column_per_method(tmp_path, capsy
     assert np.array_equal(ours[~stroke_hole], original[~stroke_hole])  # composited: known pixels untouched
     assert np.abs(ours[stroke_hole].astype(int) - 255).mean() > 50  # the hole is filled, not left white
     jpeg = tmp_path / "grid.jpg"  # grids of large photos: JPEG by the file's name
-    assert make_example_grid.main(["--model", str(REPO_ROOT / "rfr_pipeline" / "default_model"),
+    assert make_example_grid.main(["--model", str(REPO_ROOT / "rfr_pipeline" / "faces_model"),
                                    "--image", str(REPO_ROOT / "examples" / "astronaut_photo.png"), "--strokes", "0.2:1",
                                    "--resolution", "64", "--strategy", "resize", "--output", str(jpeg)]) == 0
     with PIL.Image.open(jpeg) as image:
