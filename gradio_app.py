@@ -54,7 +54,8 @@ NOT_AN_IMAGE = "This file is not an image the demo can read: please upload a PNG
 # The embedded models' tabs: a title, and what the model is good for (shown above its editor).
 EMBEDDED_TABS = {
     "scenes": ("Scenes and objects", "A small model trained briefly on photos of landscapes, streets, rooms and "
-                                     "things: it continues the texture and edges around a hole."),
+                                     "things: it fills a hole with the colours and soft edges around it, smoothly "
+                                     "(no fine texture); best on scratches, wires and small objects."),
     "faces": ("Faces", "A small model trained briefly on centred face photos: it fills holes in faces (try the "
                        "example); for other photos use the scenes tab."),
 }
@@ -107,8 +108,7 @@ def resolve_models(name: str | None) -> dict[str, str]:
     name = name or os.environ.get("RFR_MODEL")
     if name:
         return {name: name}
-    default = [key for key, path in EMBEDDED_MODELS.items() if path == DEFAULT_MODEL]
-    return {key: EMBEDDED_MODELS[key] for key in [*default, *EMBEDDED_MODELS] if key in EMBEDDED_MODELS}
+    return dict(sorted(EMBEDDED_MODELS.items(), key=lambda item: item[1] != DEFAULT_MODEL))  # the default first
 
 
 def open_image(value, message: str, max_pixels: int | None = None) -> PIL.Image.Image:

@@ -49,12 +49,12 @@ def load_photo(path: Path, resolution: int) -> np.ndarray:
         return np.array(centre_square(image.convert("RGB"), resolution))
 
 
-def load_mask(path: Path, resolution: int) -> np.ndarray:
-    """(resolution, resolution) bool, True = hole."""
+def load_mask(path: Path, resolution: int | tuple[int, int]) -> np.ndarray:
+    """(resolution, resolution) bool, True = hole; or (height, width) for resolution = (width, height)."""
+    size = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
     with PIL.Image.open(path) as image:
         hole = prepare_mask(image).numpy()
-    resized = PIL.Image.fromarray(hole.astype(np.uint8) * 255).resize((resolution, resolution),
-                                                                       PIL.Image.Resampling.NEAREST)
+    resized = PIL.Image.fromarray(hole.astype(np.uint8) * 255).resize(size, PIL.Image.Resampling.NEAREST)
     return np.asarray(resized) > 127
 
 

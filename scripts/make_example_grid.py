@@ -6,7 +6,8 @@
         --output docs/results/faces_model/example-grid.png
 
 `--strokes AREA:SEED` adds a row with a generated free-form mask (thin and thick strokes, like the NVIDIA test masks)
-covering about AREA of the image. Photos and masks are prepared exactly as scripts/evaluate.py does; the pipeline
+covering about AREA of the image. Photos and masks are prepared exactly as scripts/evaluate.py does (centre square,
+resized), or with `--resolution 0` taken as they are (strokes drawn on a square and cropped to the photo); the pipeline
 serves them with the model's own defaults unless `--strategy` names one. The output is a PNG, or a JPEG when its
 name ends in .jpg (grids of large photos).
 """
@@ -18,6 +19,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
+import PIL.ImageOps
 
 from rfr_pipeline import RFRInpaintPipeline
 from rfr_pipeline.evaluation import BASELINES, load_mask, load_photo, run_baseline, save_grid
@@ -42,7 +45,8 @@ def main(argv=None) -> int:
     parser.add_argument("--image", required=True, type=Path)
     parser.add_argument("--mask", type=Path, nargs="*", default=[], help="mask files (white = hole)")
     parser.add_argument("--strokes", type=stroke_spec, nargs="*", default=[], metavar="AREA:SEED")
-    parser.add_argument("--resolution", type=int, default=256)
+    parser.add_argument("--resolution", type=int, default=256,
+                        help="centre square resized to this size, as scripts/evaluate.py does; 0: the photo as it is")
     parser.add_argument("--strategy", choices=STRATEGIES, help="how the pipeline serves the photo (default: the "
                                                                 "model's own default, as a user's call)")
     parser.add_argument("--output", required=True, type=Path)
@@ -53,9 +57,15 @@ def main(argv=None) -> int:
         if not path.is_file():
             parser.error(f"{path} is not a file")
 
-    photo = load_photo(args.image, args.resolution)
-    holes = [load_mask(path, args.resolution) for path in args.mask]
-    holes += [free_form_mask(args.resolution, np.random.default_rng(seed), (area, area), brush=(2, 24))
+    if args.resolution:
+        photo = load_photo(args.image, args.resolution)
+    else:
+        with PIL.Image.open(args.image) as image:
+            photo = np.array(PIL.ImageOps.exif_transpose(image).convert("RGB"))
+    height, width = photo.shape[:2]
+    holes = [load_mask(path, (width, height)) for path in args.mask]
+    side = max(height, width)  # strokes drawn on a square, cropped to the photo
+    holes += [free_form_mask(side, np.random.default_rng(seed), (area, area), brush=(2, 24))[:height, :width]
               for area, seed in args.strokes]
     pipe = RFRInpaintPipeline.from_pretrained(args.model)
     pipe.set_progress_bar_config(disable=True)

@@ -71,7 +71,8 @@ SERVING = {
     "resize": "by resizing photos larger than {working} px to that size (`default_strategy=\"resize\"`), so fine "
               "detail in large photos comes back soft",
     "auto": "at full size up to {working} px, and beyond that through a window around each hole, scaled to "
-            "{working} px when larger (`default_strategy=\"auto\"`)",
+            "{working} px when larger and its holes are wide (windows of thin holes stay at full size as far as "
+            "memory allows; `default_strategy=\"auto\"`)",
     "crop": "through a window around each hole, scaled to {working} px when larger (`default_strategy=\"crop\"`)",
     "original": "at full size whatever the photo's size (`default_strategy=\"original\"`)",
 }

@@ -109,7 +109,7 @@ def test_the_demo_offers_both_models_each_with_its_examples(monkeypatch):
     tabs = [b.label for b in blocks if isinstance(b, gradio_app.gr.Tab)]
     assert tabs == ["Scenes and objects", "Faces"]
     notes = {b.elem_id: b.value for b in blocks if str(getattr(b, "elem_id", "")).startswith("model-note")}
-    assert "scenes tab" in notes["model-note-faces"] and "texture" in notes["model-note"]
+    assert "scenes tab" in notes["model-note-faces"] and "soft edges" in notes["model-note"]
     editors = {b.elem_id: b for b in blocks if isinstance(b, gradio_app.PhotoEditor)}
     assert editors["editor"].canvas_size == (600, 400) and editors["editor-faces"].canvas_size == (160, 160)
     endpoints = {d["api_name"] for d in demo.config["dependencies"] if d.get("api_name")}

@@ -102,7 +102,7 @@ def test_packaging_an_embedded_model_writes_its_serving_defaults_and_card_and_re
     assert "8 photos of `data/celeba/val`" in card and "at 256²" in card and "| 10-20% | rfr-net | 30.00 |" in card
     assert "3 photos of `data/celeba/val`" in card and "at 96²" in card and "| 10-20% | rfr-net | 31.00 |" in card
     assert "resizing photos larger than 64 px" in card and "mirror image" not in card
-    assert "research" in card and "faces" in card
+    assert "research" in card and "faces" in card and "fine texture (hair, fur, foliage) does not" in card
     assert "from_pretrained(FACES_MODEL)" in card and "rfr-inpaint --model faces --image photo.png" in card
     assert pipe(photo(), box_mask()).images[0].size == (128, 96)
 
@@ -156,6 +156,13 @@ def test_example_grid_has_a_row_per_mask_and_a_column_per_method(tmp_path, capsy
                                    "--resolution", "64", "--strategy", "resize", "--output", str(jpeg)]) == 0
     with PIL.Image.open(jpeg) as image:
         assert image.format == "JPEG" and image.size == (5 * 64, 64)
+    as_it_is = tmp_path / "as-it-is.png"  # --resolution 0: the photo at its own size (here 96×128), not squared
+    small = tmp_path / "small.png"
+    PIL.Image.open(REPO_ROOT / "examples" / "raccoon_photo.png").resize((128, 96)).save(small)
+    assert make_example_grid.main(["--model", str(REPO_ROOT / "rfr_pipeline" / "scenes_model"), "--image", str(small),
+                                   "--strokes", "0.1:1", "--resolution", "0", "--output", str(as_it_is)]) == 0
+    grid = np.asarray(PIL.Image.open(as_it_is))
+    assert grid.shape == (96, 5 * 128, 3) and np.array_equal(grid[:, 4 * 128:], np.asarray(PIL.Image.open(small)))
     with pytest.raises(SystemExit):
         make_example_grid.main(["--model", "x", "--image", "x", "--strokes", "20%", "--output", str(out)])
     assert "expected AREA:SEED" in capsys.readouterr().err
