@@ -53,11 +53,11 @@ BRUSH_RADIUS = 9  # until a photo is loaded (600-px examples / 64)
 NOT_AN_IMAGE = "This file is not an image the demo can read: please upload a PNG, JPEG or WebP photo."
 # The embedded models' tabs: a title, and what the model is good for (shown above its editor).
 EMBEDDED_TABS = {
-    "scenes": ("Scenes and objects", "A small model trained briefly on photos of landscapes, streets, rooms and "
-                                     "things: it fills a hole with the colours and soft edges around it, smoothly "
-                                     "(no fine texture); best on scratches, wires and small objects."),
-    "faces": ("Faces", "A small model trained briefly on centred face photos: it fills holes in faces (try the "
-                       "example); for other photos use the scenes tab."),
+    "scenes": ("Scenes and objects", ("A small model trained briefly on photos of landscapes, streets, rooms and "
+                                      "things: it fills a hole with the colours and soft edges around it, smoothly "
+                                      "(no fine texture); best on scratches, wires and small objects.")),
+    "faces": ("Faces", ("A small model trained briefly on centred face photos: it fills holes in faces (try the "
+                        "example); for other photos use the scenes tab.")),
 }
 CSS = """
 /* The result fills its box as the editor's photo fills the editor (Gradio would show it at 1×, however small). */

@@ -32,8 +32,8 @@ _LAZY = {
     "inpaint_folder": "batch",
     "ModelMixin": "modeling_rfr",  # diffusers' loader looks the base class up on the library itself
 }
-__all__ = ["DEFAULT_MODEL", "EMBEDDED_MODELS", "FACES_MODEL", "IMAGE_FORMATS", "RFRInpaintPipeline", "RFRNet",
-           "SCENES_MODEL", "inpaint_folder", "load_official_checkpoint"]
+__all__ = ["DEFAULT_MODEL", "EMBEDDED_MODELS", "FACES_MODEL", "IMAGE_FORMATS", "SCENES_MODEL", "RFRInpaintPipeline",
+           "RFRNet", "inpaint_folder", "load_official_checkpoint"]
 __version__ = "0.1.0"
 
 

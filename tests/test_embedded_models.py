@@ -14,7 +14,6 @@ from rfr_pipeline import DEFAULT_MODEL, EMBEDDED_MODELS, FACES_MODEL, SCENES_MOD
 from rfr_pipeline.cli import main as cli_main
 from rfr_pipeline.cli import resolve_model
 from rfr_pipeline.evaluation import load_mask, load_photo
-from scripts.make_examples import scene
 from tests.conftest import REPO_ROOT, SHARED
 
 EXAMPLES = REPO_ROOT / "examples"
@@ -123,7 +122,7 @@ def test_it_fills_real_holes_of_its_kind_with_plausible_content(pipes, name):
     """Held-out photos × NVIDIA masks at the model's resolution: the fill is far closer to the truth than a flat fill
     with the photo's mean colour, and on a par with OpenCV's Telea (the issues' bar of beating Telea and Navier–Stokes
     everywhere is checked by scripts/evaluate.py on 100 photos per bin, not here)."""
-    folder, _, val = EMBEDDED[name]
+    _, _, val = EMBEDDED[name]
     if not (val.is_dir() and MASKS.is_dir()):
         pytest.skip("../shared/data (held-out photos, NVIDIA masks) absent")
     cv2 = pytest.importorskip("cv2", reason="opencv-python-headless is not installed")
