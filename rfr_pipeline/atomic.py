@@ -34,11 +34,12 @@ def make_ordinary(path: str | os.PathLike) -> None:
 @contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     """Yields a temporary path beside `path`; write it inside the `with` block. On success it replaces `path`; on any
-    error it is deleted and `path` is left as it was. The temporary name keeps the suffix (libraries that pick a
-    format from the extension still can)."""
+    error it is deleted and `path` is left as it was. The temporary is hidden and ends in `.tmp`, not in `path`'s
+    extension: one left by a killed process (nothing can delete it then) is never taken for a result by `*.png`-style
+    globs, ours or a user's. Writers whose library picks a format from the extension must name the format."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:

@@ -78,10 +78,11 @@ class Job:
 
 
 def _images_by_stem(folder: Path, what: str) -> dict[str, Path]:
-    """Image files of a folder by file stem; two files of one stem (x.jpg, x.png) are an error, not a silent pick."""
+    """Image files of a folder by file stem; two files of one stem (x.jpg, x.png) are an error, not a silent pick.
+    Hidden files are not photos: macOS's `._x.jpg` metadata, an interrupted writer's temporary."""
     found: dict[str, list[Path]] = {}
     for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in IMAGE_FORMATS:
+        if path.is_file() and path.suffix.lower() in IMAGE_FORMATS and not path.name.startswith("."):
             found.setdefault(path.stem, []).append(path)
     clashes = [paths for paths in found.values() if len(paths) > 1]
     if clashes:

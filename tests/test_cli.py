@@ -40,6 +40,8 @@ def test_folder_mode_skips_bad_files_and_reports_them(box_mask, photo, tiny_pipe
     (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not really a png")
     box_mask().save(masks / "broken.png")
     photo(seed=5).save(images / "lonely.png")  # no mask
+    (images / "._p0.jpg").write_bytes(b"\x00\x05\x16\x07 macOS metadata")  # hidden files are not photos
+    (masks / "._p0.png").write_bytes(b"\x00\x05\x16\x07 macOS metadata")
     before = {p: p.read_bytes() for p in images.iterdir()}
 
     code = cli_main(["--image", str(images), "--mask", str(masks), "--output", str(out),
