@@ -72,7 +72,7 @@ def export_onnx(model, path: str | Path, opset: int = DEFAULT_OPSET, fp16: bool 
     onnx.checker.check_model(proto, full_check=True)
     path = Path(path)
     with atomic_file(path) as tmp:
-        onnx.save_model(proto, tmp)
+        onnx.save_model(proto, tmp, format="protobuf")  # named: the temporary's `.tmp` name says nothing
     return path
 
 
