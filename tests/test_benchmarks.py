@@ -35,19 +35,41 @@ def test_model_benchmark_quick(tmp_path):
 
 
 def test_benchmark_entry_point_quick(tmp_path):
-    # Every kind of case, at one size and batch each (each case is a subprocess of several seconds).
-    report, stdout = run("benchmark.py", tmp_path, "--threads", "1", "--resolutions", "32", "--batch-sizes", "2")
+    # The command end to end: one case in its own process, the machine record, the report and the table.
+    report, stdout = run("benchmark.py", tmp_path, "--threads", "1", "--kinds", "forward", "--resolutions", "32",
+                         "--batch-sizes", "2")
     assert {"cpu", "threads", "torch", "cpu_capability", "onednn_max_cpu_isa"} <= report["machine"].keys()
     assert report["machine"]["threads"] == 1
     assert report["device"] == "cpu" and report["model"] == "tiny random RFRNet"
-    measured = {(r["kind"], r.get("strategy"), tuple(r["size"]), r.get("batch")) for r in report["results"]}
-    expected = {(kind, None, (32, 32), 2) for kind in ("forward", "pipeline")}
+    [result] = report["results"]
+    assert (result["kind"], result["size"], result["batch"]) == ("forward", [32, 32], 2)
+    assert result["median_s"] > 0 and result["peak_rss_mib"] > 0
+    assert "forward" in stdout and "peak RSS MiB" in stdout
+
+
+def test_every_kind_of_benchmark_case_runs():
+    # What each kind measures, run here rather than in a subprocess each (which would import torch and diffusers
+    # six times; the subprocess route is checked above).
+    import argparse
+
+    import torch
+
+    from benchmarks import benchmark
+
+    args = argparse.Namespace(kinds=["forward", "pipeline", "strategy", "train"], resolutions=[32], batch_sizes=[2],
+                              train_resolutions=[32], quick=True, model=None, device="cpu", repeats=1,
+                              threads=1)
+    measured = {(c["kind"], c.get("strategy"), tuple(c["size"]), c.get("batch")) for c in benchmark.cases(args)}
+    expected = {(kind, None, (32, 32), 2) for kind in ("forward", "pipeline", "train")}
     expected |= {("strategy", s, (192, 256), None) for s in ("original", "resize", "crop")}
-    expected |= {("train", None, (32, 32), 2)}
     assert measured == expected
-    for r in report["results"]:
-        assert r["median_s"] > 0 and r["peak_rss_mib"] > 0, r
-    assert "pipeline" in stdout and "peak RSS MiB" in stdout
+    threads = torch.get_num_threads()  # run_case sets its own; this worker's share is given back after
+    try:
+        for case in benchmark.cases(args):
+            result = benchmark.run_case(case, args)
+            assert result["median_s"] > 0 and result["peak_rss_mib"] > 0 and result["parameters"] > 0, case
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_benchmark_of_a_saved_model_measures_that_model_and_reports_cases_it_gives_up(make_model, tmp_path):
