@@ -134,7 +134,8 @@ def describe(case: dict) -> str:
     return f"{case['kind']:>8} {f'{w}×{h}':>10} {what:>9}"
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
+    """The command's arguments, with the device and thread count resolved and --quick's small shapes applied."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="pipeline folder or Hub repo id (default: the published architecture)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
@@ -158,15 +159,19 @@ def main(argv=None) -> int:
 
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     args.threads = args.threads or torch.get_num_threads()
-    if args._case:
-        Path(args._case_output).write_text(json.dumps(run_case(json.loads(args._case), args)))
-        return 0
     if args.quick:  # small shapes, unless given explicitly
         for name, value in (("resolutions", [32, 64]), ("train_resolutions", [32]), ("batch_sizes", [1, 2]),
                             ("repeats", 1)):
             if getattr(args, name) == parser.get_default(name):
                 setattr(args, name, value)
+    return args
 
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args._case:
+        Path(args._case_output).write_text(json.dumps(run_case(json.loads(args._case), args)))
+        return 0
     common = ["--device", args.device, "--threads", str(args.threads), "--repeats", str(args.repeats)]
     common += (["--model", args.model] if args.model else []) + (["--quick"] if args.quick else [])
     # A GPU's memory is not the process's address space: cap CPU cases only.

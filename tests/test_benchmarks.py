@@ -50,15 +50,12 @@ def test_benchmark_entry_point_quick(tmp_path):
 def test_every_kind_of_benchmark_case_runs():
     # What each kind measures, run here rather than in a subprocess each (which would import torch and diffusers
     # six times; the subprocess route is checked above).
-    import argparse
-
     import torch
 
     from benchmarks import benchmark
 
-    args = argparse.Namespace(kinds=["forward", "pipeline", "strategy", "train"], resolutions=[32], batch_sizes=[2],
-                              train_resolutions=[32], quick=True, model=None, device="cpu", repeats=1,
-                              threads=1)
+    args = benchmark.parse_args(["--quick", "--device", "cpu", "--threads", "1", "--resolutions", "32",
+                                 "--batch-sizes", "2"])
     measured = {(c["kind"], c.get("strategy"), tuple(c["size"]), c.get("batch")) for c in benchmark.cases(args)}
     expected = {(kind, None, (32, 32), 2) for kind in ("forward", "pipeline", "train")}
     expected |= {("strategy", s, (192, 256), None) for s in ("original", "resize", "crop")}
