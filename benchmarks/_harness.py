@@ -89,7 +89,9 @@ def machine_info(threads: int) -> dict:
     info = {"cpu": cpu, "threads": threads, "torch": torch.__version__, "python": platform.python_version(),
             # the kernels ATen and oneDNN pick follow the instruction set (and these switches, when set)
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "unset (the CPU's best)")}
+            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "unset (the CPU's best)"),
+            # MKL (matrix products, the FFT form's batched GEMMs) has its own switch
+            "mkl_enable_instructions": os.environ.get("MKL_ENABLE_INSTRUCTIONS", "unset (the CPU's best)")}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info

@@ -11,7 +11,7 @@ are, with two stand-ins for a CPU run: `torchvision` (imported for the VGG16 of 
 use) is stubbed, and the attention's one `.cuda()` call (on kernels it never uses) returns the tensor unchanged.
 The official generator gets seeded random weights; ours loads the same state dict (rfr_pipeline.convert). The
 largest output difference is reported beside the times: a fast wrong model cannot win. --also-without-form times
-our forward a second way, without one of the transposed convolution's forms, to measure what that form brings.
+our forward a second way, without one of the layers' CPU forms (e.g. fft), to measure what that form brings.
 """
 
 from __future__ import annotations
@@ -105,21 +105,36 @@ def step_functions(official, ours, image, known, mode: str):
     return run_official, lambda: training_step(ours, lambda: ours(image, known))
 
 
-def without_upconv_form(run, form: str):
-    """`run` with our transposed convolutions choosing among every form but `form`, from a form cache of its own: the
-    effect of one form, timed side by side with the full choice (inference only; training uses the plain form)."""
+def layers_with_forms():
+    from rfr_pipeline.modeling_rfr import PartialConv2d, UpConv
+
+    return (UpConv, PartialConv2d)
+
+
+def every_form() -> list[str]:
+    """The forms our layers choose among on the CPU (rfr_pipeline.modeling_rfr.FastestFormOnCPU)."""
+    return list(dict.fromkeys(form for layer in layers_with_forms() for form in layer.FORMS))
+
+
+def choosing_without(run, form: str):
+    """`run` with our layers choosing among every form but `form`, from a form cache of its own: the effect of one
+    form, timed side by side with the full choice (inference only; training uses the plain form)."""
     from rfr_pipeline import modeling_rfr
 
-    forms = tuple(f for f in modeling_rfr.UPCONV_FORMS if f != form)
+    reduced = {layer: tuple(f for f in layer.FORMS if f != form) for layer in layers_with_forms()}
     cache = {}
 
     def run_without():
-        saved = modeling_rfr.UPCONV_FORMS, modeling_rfr._upconv_forms
-        modeling_rfr.UPCONV_FORMS, modeling_rfr._upconv_forms = forms, cache
+        saved = {layer: layer.FORMS for layer in reduced}, modeling_rfr._fastest_forms
+        modeling_rfr._fastest_forms = cache
+        for layer, forms in reduced.items():
+            layer.FORMS = forms
         try:
             return run()
         finally:
-            modeling_rfr.UPCONV_FORMS, modeling_rfr._upconv_forms = saved
+            for layer, forms in saved[0].items():
+                layer.FORMS = forms
+            modeling_rfr._fastest_forms = saved[1]
 
     return run_without
 
@@ -142,7 +157,7 @@ def measure(official_class, mode: str, size: int, batch: int, repeats: int, with
     run_official, run_ours = step_functions(official, ours, image, known, mode)
     functions = {"official": run_official, "ours": run_ours}
     if without_form and mode == "forward":
-        functions[f"ours without {without_form}"] = without_upconv_form(run_ours, without_form)
+        functions[f"ours without {without_form}"] = choosing_without(run_ours, without_form)
     expected = run_official()  # also warm-ups, and the outputs compared
     difference = max((expected - run().detach()).abs().max().item() for name, run in functions.items()
                      if name != "official") if mode == "forward" else None
@@ -167,14 +182,13 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--also-without-form", metavar="FORM",
-                        help="also time our forward with the transposed convolutions choosing among every form but "
-                             "this one (see rfr_pipeline.modeling_rfr.UPCONV_FORMS), side by side")
+                        help="also time our forward with the layers choosing among every form but this one (fft, or a "
+                             "transposed convolution's; see rfr_pipeline.modeling_rfr.FastestFormOnCPU), side by side")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
-    from rfr_pipeline.modeling_rfr import UPCONV_FORMS
 
-    if args.also_without_form is not None and args.also_without_form not in UPCONV_FORMS:
-        parser.error(f"--also-without-form: expected one of {', '.join(UPCONV_FORMS)}, got {args.also_without_form!r}")
+    if args.also_without_form is not None and args.also_without_form not in every_form():
+        parser.error(f"--also-without-form: expected one of {', '.join(every_form())}, got {args.also_without_form!r}")
     torch.set_num_threads(args.threads)
     official_class = import_official_generator(args.official_code.resolve())
     report = {"machine": machine_info(args.threads), "official_code": str(args.official_code), "results": []}

@@ -46,7 +46,91 @@ def _exporting() -> bool:
     return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
 
 
-class PartialConv2d(nn.Conv2d):
+# CPU inference runs the partial and transposed convolutions in whichever of their equivalent forms is fastest for
+# the shape. That depends on the CPU, the kernels oneDNN has for its instruction set, and the thread count: on one
+# AVX-512 Xeon the four-phase transposed convolution is 1.4× faster than the plain one for the 1024-channel decoder,
+# on an AVX2 EPYC 2.4× slower (benchmarks/layer_forms.py). So, as cudnn.benchmark does, each layer shape is timed
+# once per process at first use. RFR_CPU_AUTOTUNE=0 turns that off (every layer then runs the plain form).
+CPU_AUTOTUNE = os.environ.get("RFR_CPU_AUTOTUNE", "1") != "0"
+_fastest_forms: dict[tuple, str] = {}  # (layer, channels, H, W, dtype, threads) → the fastest form, for this process
+
+
+class FastestFormOnCPU:
+    """Mixin for a convolution with several equivalent forms: `FORMS` (the first, "plain", is PyTorch's own layer),
+    `forward_as(form, x)`, and `_forms_for(x)` (the forms that apply to this input). With autograd on (training),
+    on other devices and while exporting: the plain form."""
+
+    FORMS: tuple[str, ...] = ("plain",)
+
+    def _forms_for(self, x: torch.Tensor) -> tuple[str, ...]:
+        return self.FORMS
+
+    def _fastest_form_forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or torch.is_grad_enabled() or _exporting() or not CPU_AUTOTUNE:
+            return self.forward_as("plain", x)
+        forms = self._forms_for(x)
+        if len(forms) == 1:
+            return self.forward_as(forms[0], x)
+        key = (type(self).__name__, self.in_channels, self.out_channels, self.kernel_size, *x.shape[2:], x.dtype,
+               torch.get_num_threads())
+        if key in _fastest_forms:
+            return self.forward_as(_fastest_forms[key], x)
+        form, output = self._fastest_form(x, forms)
+        _fastest_forms[key] = form
+        return output
+
+    def _fastest_form(self, x: torch.Tensor, forms: Sequence[str]) -> tuple[str, torch.Tensor]:
+        """Each form once to warm up (oneDNN builds its kernels then), then the best of two timed calls; the fastest
+        form and its output (so the first call already returns what later ones will)."""
+        best = None
+        for form in forms:
+            self.forward_as(form, x)
+            for _ in range(2):
+                start = time.perf_counter()
+                output = self.forward_as(form, x)
+                seconds = time.perf_counter() - start
+                if best is None or seconds < best[0]:
+                    best = (seconds, form, output)
+        return best[1], best[2]
+
+
+# -- convolution through the FFT (overlap-save) -------------------------------------------------------------------
+# A stride-1 "same" convolution, cut into tiles of FFT_TILE² input pixels (each giving FFT_TILE − k + 1 outputs per
+# side). Per frequency the product over channels is a small matrix product, done in real arithmetic
+# (Y = W_re·X + W_im·(i·X)) as one batched GEMM over all tiles of the batch.
+FFT_TILE = 32  # a power of two: measured fastest for 7×7 kernels at 64²–256² on AVX2 and AVX-512
+
+
+def weight_spectrum(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real and imaginary parts of the kernel's transform, (frequencies, C_out, C_in) each. Convolution layers
+    correlate, so the transform is of the flipped kernel."""
+    c_out, c_in = weight.shape[:2]
+    spectrum = torch.fft.rfft2(weight.flip(-2, -1), s=(FFT_TILE, FFT_TILE)).permute(2, 3, 0, 1).reshape(-1, c_out, c_in)
+    return spectrum.real.contiguous(), spectrum.imag.contiguous()
+
+
+def fft_conv2d(x: torch.Tensor, spectrum: tuple[torch.Tensor, torch.Tensor], kernel_size: int) -> torch.Tensor:
+    """conv2d(x, weight, padding=kernel_size // 2) for `spectrum = weight_spectrum(weight)`."""
+    real, imaginary = spectrum
+    b, c, h, w = x.shape
+    n, k = FFT_TILE, kernel_size
+    step = n - k + 1  # outputs per tile and side
+    rows, cols = -(-h // step), -(-w // step)
+    padded = F.pad(x, (k // 2, k // 2 + cols * step - w, k // 2, k // 2 + rows * step - h))
+    tiles = padded.unfold(2, n, step).unfold(3, n, step)  # (B, C, rows, cols, n, n), overlapping by k − 1
+    x_f = torch.fft.rfft2(tiles)  # (B, C, rows, cols, n, n/2 + 1)
+    frequencies, tile_count = n * x_f.shape[-1], b * rows * cols
+    x_f = x_f.permute(4, 5, 1, 0, 2, 3).reshape(frequencies, c, tile_count).contiguous()
+    as_real = lambda z: torch.view_as_real(z).reshape(frequencies, c, 2 * tile_count)
+    y_f = torch.baddbmm(torch.bmm(real, as_real(x_f)), imaginary, as_real(x_f * 1j))  # (F, C_out, 2·tiles)
+    y_f = torch.view_as_complex(y_f.view(n, n // 2 + 1, -1, b, rows, cols, 2)).permute(3, 2, 4, 5, 0, 1)
+    # circular convolution with the flipped kernel: the tile's valid outputs start at k − 1
+    y = torch.fft.irfft2(y_f.contiguous(), s=(n, n))[..., k - 1 :, k - 1 :]  # (B, C_out, rows, cols, step, step)
+    y = y.permute(0, 1, 2, 4, 3, 5).reshape(b, -1, rows * step, cols * step)
+    return y[:, :, :h, :w]
+
+
+class PartialConv2d(FastestFormOnCPU, nn.Conv2d):
     """Partial convolution (Liu et al. 2018), multi-channel variant without bias, as in the official code.
 
     For input x and mask m, with S = C_in·k·k:
@@ -56,11 +140,19 @@ class PartialConv2d(nn.Conv2d):
     All input channels share one mask (or a few groups of channels share one each), so u is computed on one mask
     channel per group: C_in·Σ_window m instead of a C_out×C_in convolution. The mask arithmetic runs in float32
     whatever the feature dtype: window counts must stay exact integers.
+
+    CPU inference may run conv(x·m, W) through the FFT (`fft_conv2d`): for the trunk's 7×7 64→64 layers, 13 of every
+    forward's convolutions and a third of its arithmetic, that is faster than oneDNN's direct kernel on AVX2 and
+    AVX-512 (benchmarks/layer_forms.py), and closer to the exact result (its rounding grows with log n, not with the 3,136 terms of each window). The layer
+    then keeps its kernel's transform (18 MB for 64→64) beside the weight.
     """
+
+    FORMS = ("plain", "fft")
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
         self.window_size = in_channels * kernel_size * kernel_size
+        self._spectrum_cache: tuple | None = None
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor, group_sizes: Sequence[int] | None = None
@@ -80,8 +172,27 @@ class PartialConv2d(nn.Conv2d):
             x = torch.cat([g * mask[:, i : i + 1].to(x.dtype) for i, g in enumerate(groups)], dim=1)
         else:
             x = x * mask.to(x.dtype)
-        y = super().forward(x)
+        y = self._fastest_form_forward(x)
         return y * ratio, new_mask
+
+    def _forms_for(self, x: torch.Tensor) -> tuple[str, ...]:
+        # The FFT form: stride-1 "same" convolutions with kernels large enough to pay off and small enough for the
+        # tile; torch.fft runs in float32 and float64 on the CPU.
+        k = self.kernel_size[0]
+        fft = self.stride == (1, 1) and self.padding == (k // 2, k // 2) and 5 <= k <= FFT_TILE // 2
+        return self.FORMS if fft and x.dtype in (torch.float32, torch.float64) else ("plain",)
+
+    def forward_as(self, form: str, x: torch.Tensor) -> torch.Tensor:
+        if form == "fft":
+            return fft_conv2d(x, self._weight_spectrum(), self.kernel_size[0])
+        return super().forward(x)
+
+    def _weight_spectrum(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """`fft_conv2d`'s transform of the weight; rebuilt whenever the weight changes (new storage or in place)."""
+        key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype)
+        if self._spectrum_cache is None or self._spectrum_cache[0] != key:
+            self._spectrum_cache = (key, weight_spectrum(self.weight.detach()))
+        return self._spectrum_cache[1]
 
 
 class ConvNormAct(nn.Sequential):
@@ -92,25 +203,16 @@ class ConvNormAct(nn.Sequential):
         super().__init__(conv, nn.BatchNorm2d(channels), act)
 
 
-# CPU inference runs each transposed convolution in whichever of four equivalent forms is fastest for its shape.
-# That depends on the CPU, the kernels oneDNN has for its instruction set, and the thread count: on one AVX-512 Xeon
-# the four-phase form is 1.4× faster than the plain one for the 1024-channel decoder, on an AVX2 EPYC 2.4× slower
-# (benchmarks/upconv_inference.py). So, as cudnn.benchmark does, each shape is timed once per process at first use.
-# RFR_CPU_AUTOTUNE=0 turns that off (every layer then runs the plain form).
-CPU_AUTOTUNE = os.environ.get("RFR_CPU_AUTOTUNE", "1") != "0"
-UPCONV_FORMS = ("plain", "channels-last", "phase", "phases-in-one")
-_upconv_forms: dict[tuple, str] = {}  # (in, out, H, W, dtype, threads) → the fastest form, for this process
-
-
-class UpConv(nn.ConvTranspose2d):
+class UpConv(FastestFormOnCPU, nn.ConvTranspose2d):
     """Transposed convolution, kernel 4, stride 2, padding 1 (doubles H and W); weights as `nn.ConvTranspose2d`.
 
     Same arithmetic, faster CPU inference: besides the plain form, the layer can run on a channels-last input, as
     four 2×2 convolutions, one per output phase, or as one 2×2 convolution with the four phases' kernels side by side
-    (one larger matrix product that computes one extra row and column per phase); `CPU_AUTOTUNE` above picks one per
-    shape. With autograd on (training) and on other devices, the plain form.
+    (one larger matrix product that computes one extra row and column per phase); `FastestFormOnCPU` picks one per
+    shape.
     """
 
+    FORMS = ("plain", "channels-last", "phase", "phases-in-one")
     # kernel rows (columns) that reach even / odd output rows (columns), in the order the 2×2 window meets them
     _PHASE_TAPS = ((3, 1), (2, 0))
 
@@ -119,14 +221,7 @@ class UpConv(nn.ConvTranspose2d):
         self._phase_cache: tuple | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or torch.is_grad_enabled() or _exporting() or not CPU_AUTOTUNE:
-            return super().forward(x)
-        key = (self.in_channels, self.out_channels, *x.shape[2:], x.dtype, torch.get_num_threads())
-        if key in _upconv_forms:
-            return self.forward_as(_upconv_forms[key], x)
-        form, output = self._fastest_form(x)
-        _upconv_forms[key] = form
-        return output
+        return self._fastest_form_forward(x)
 
     def forward_as(self, form: str, x: torch.Tensor) -> torch.Tensor:
         if form == "phase":
@@ -136,20 +231,6 @@ class UpConv(nn.ConvTranspose2d):
         if form == "channels-last":
             return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
         return super().forward(x)
-
-    def _fastest_form(self, x: torch.Tensor) -> tuple[str, torch.Tensor]:
-        """Each form once to warm up (oneDNN builds its kernels then), then the best of two timed calls; the fastest
-        form and its output (so the first call already returns what later ones will)."""
-        best = None
-        for form in UPCONV_FORMS:
-            self.forward_as(form, x)
-            for _ in range(2):
-                start = time.perf_counter()
-                output = self.forward_as(form, x)
-                seconds = time.perf_counter() - start
-                if best is None or seconds < best[0]:
-                    best = (seconds, form, output)
-        return best[1], best[2]
 
     def _phase_kernels(self) -> tuple[list[list[torch.Tensor]], torch.Tensor]:
         """kernels[a][c] for output rows 2r + a, columns 2s + c; and the four side by side (4·C_out, C_in, 2, 2).

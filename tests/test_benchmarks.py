@@ -38,7 +38,7 @@ def test_benchmark_entry_point_quick(tmp_path):
     # The command end to end: one case in its own process, the machine record, the report and the table.
     report, stdout = run("benchmark.py", tmp_path, "--threads", "1", "--kinds", "forward", "--resolutions", "32",
                          "--batch-sizes", "2")
-    assert {"cpu", "threads", "torch", "cpu_capability", "onednn_max_cpu_isa"} <= report["machine"].keys()
+    assert {"cpu", "threads", "torch", "cpu_capability", "onednn_max_cpu_isa", "mkl_enable_instructions"} <= report["machine"].keys()
     assert report["machine"]["threads"] == 1
     assert report["device"] == "cpu" and report["model"] == "tiny random RFRNet"
     [result] = report["results"]
@@ -110,6 +110,20 @@ def test_upconv_formulations_quick(tmp_path):
     assert "1024->512 @ 4x4" in stdout
 
 
+def test_layer_forms_times_every_form_of_every_layer_and_checks_each_against_float64():
+    from benchmarks import layer_forms
+
+    measured = layer_forms.measure_here(resolution=32, batch=2, repeats=1, threads=1)
+    rows = {row["layer"]: row for row in measured["layers"]}
+    assert list(rows) == ["partial 7x7 64->64 @ 2x16x16", "transposed 1024->512 @ 2x2x2", "transposed 768->256 @ 2x4x4",
+                          "transposed 384->64 @ 2x8x8", "transposed 64->64 @ 2x16x16"]
+    assert set(rows["partial 7x7 64->64 @ 2x16x16"]["median_ms"]) == {"plain", "fft"}
+    assert set(rows["transposed 64->64 @ 2x16x16"]["median_ms"]) == {"plain", "channels-last", "phase", "phases-in-one"}
+    for row in rows.values():
+        assert row["fastest"] in row["median_ms"] and all(ms > 0 for ms in row["median_ms"].values())
+        assert all(d < 1e-3 for d in row["max_abs_difference_from_float64"].values()), row
+
+
 def test_the_official_code_benchmark_imports_a_checkout_and_compares_outputs(tmp_path):
     # A stand-in checkout: modules/RFRNet.py as the official code lays it out (it imports torchvision and returns
     # (output, None)), built on the tests' restatement of the official network. The real checkout is never committed.
@@ -121,14 +135,14 @@ def test_the_official_code_benchmark_imports_a_checkout_and_compares_outputs(tmp
         "    def forward(self, in_image, mask):\n"
         "        return super().forward(in_image, mask), None\n")
     report, stdout = run("benchmark_official_code.py", tmp_path, "--official-code", str(tmp_path), "--sizes", "32",
-                         "--repeats", "2", "--threads", "1", "--also-without-form", "phases-in-one", quick=False)
+                         "--repeats", "2", "--threads", "1", "--also-without-form", "fft", quick=False)
     [result] = report["results"]
     assert result["max_abs_difference"] < 1e-5 and result["ours_over_official"] > 0
     low, high = result["round_ratio_quartiles"]
     assert 0 < low <= high
-    assert set(result["median_s"]) == {"official", "ours", "ours without phases-in-one"}
-    assert result["without_form"]["form"] == "phases-in-one" and result["without_form"]["over_official"] > 0
-    assert "ours/official" in stdout and "without phases-in-one: ours/official" in stdout
+    assert set(result["median_s"]) == {"official", "ours", "ours without fft"}
+    assert result["without_form"]["form"] == "fft" and result["without_form"]["over_official"] > 0
+    assert "ours/official" in stdout and "without fft: ours/official" in stdout
 
 
 def test_the_official_code_benchmark_refuses_bad_arguments_clearly(tmp_path, capsys):

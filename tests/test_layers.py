@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rfr_pipeline.modeling_rfr import UPCONV_FORMS, KnowledgeConsistentAttention, PartialConv2d, UpConv, _box_sum_3x3
+from rfr_pipeline.modeling_rfr import KnowledgeConsistentAttention, PartialConv2d, UpConv, _box_sum_3x3
 from tests.conftest import assert_equal_up_to_rounding
 from tests.official_reference import OfficialPartialConv2d
 
@@ -19,7 +19,7 @@ def test_upconv_every_form_equals_conv_transpose(in_channels):
     expected = F.conv_transpose2d(x, layer.weight, stride=2, padding=1)
     magnitude = F.conv_transpose2d(x.abs(), layer.weight.abs(), stride=2, padding=1)
     with torch.no_grad():  # inference: the fastest of the forms
-        for form in UPCONV_FORMS:
+        for form in UpConv.FORMS:
             # each output sums in_channels × 2 × 2 products (a 4×4 kernel at stride 2)
             assert_equal_up_to_rounding(layer.forward_as(form, x), expected, terms=4 * in_channels,
                                         magnitude=magnitude)
@@ -29,26 +29,67 @@ def test_upconv_every_form_equals_conv_transpose(in_channels):
     torch.testing.assert_close(training, expected, rtol=0, atol=0)
 
 
-def test_upconv_times_its_forms_once_per_shape_and_can_be_told_not_to(monkeypatch):
+def test_layers_time_their_forms_once_per_shape_and_can_be_told_not_to(monkeypatch):
     from rfr_pipeline import modeling_rfr
 
-    monkeypatch.setattr(modeling_rfr, "_upconv_forms", {})
-    layer = UpConv(8, 4)
+    monkeypatch.setattr(modeling_rfr, "_fastest_forms", {})
+    upconv, partial = UpConv(8, 4), PartialConv2d(8, 4, 7, padding=3)
     timed = []
-    original = UpConv._fastest_form
-    monkeypatch.setattr(UpConv, "_fastest_form", lambda self, x: timed.append(x.shape) or original(self, x))
+    original = modeling_rfr.FastestFormOnCPU._fastest_form
+    monkeypatch.setattr(modeling_rfr.FastestFormOnCPU, "_fastest_form",
+                        lambda self, x, forms: timed.append((type(self), x.shape, forms)) or original(self, x, forms))
+    mask = lambda x: torch.ones(x.shape[0], 1, *x.shape[2:])
     with torch.no_grad():
-        first = layer(torch.randn(1, 8, 5, 6))
-        again = layer(torch.randn(1, 8, 5, 6))
-        layer(torch.randn(3, 8, 5, 6))  # another batch size: the same shape, the same form
-        layer(torch.randn(1, 8, 7, 6))  # another size: timed too
-    assert timed == [torch.Size([1, 8, 5, 6]), torch.Size([1, 8, 7, 6])]
+        first = upconv(torch.randn(1, 8, 5, 6))
+        again = upconv(torch.randn(1, 8, 5, 6))
+        upconv(torch.randn(3, 8, 5, 6))  # another batch size: the same shape, the same form
+        upconv(torch.randn(1, 8, 7, 6))  # another size: timed too
+        x = torch.randn(1, 8, 20, 24)
+        partial(x, mask(x))
+        partial(x, mask(x))
+        PartialConv2d(8, 4, 3, padding=1)(x, mask(x))  # a 3×3 kernel has only the plain form: nothing to time
+        PartialConv2d(8, 4, 7, padding=3).double()(x.double(), mask(x))  # float64: both forms, its own timing
+        PartialConv2d(8, 4, 7, padding=3).bfloat16()(x.bfloat16(), mask(x))  # no FFT in bfloat16 on the CPU: plain
+    assert timed == [(UpConv, torch.Size([1, 8, 5, 6]), UpConv.FORMS), (UpConv, torch.Size([1, 8, 7, 6]), UpConv.FORMS),
+                     (PartialConv2d, x.shape, ("plain", "fft")), (PartialConv2d, x.shape, ("plain", "fft"))]
+    assert [key[-2] for key in modeling_rfr._fastest_forms][2:] == [torch.float32, torch.float64]
     assert first.shape == again.shape == (1, 4, 10, 12)
-    assert set(modeling_rfr._upconv_forms.values()) <= set(UPCONV_FORMS) and len(modeling_rfr._upconv_forms) == 2
+    chosen = modeling_rfr._fastest_forms
+    assert len(chosen) == 4 and set(chosen.values()) <= set(UpConv.FORMS + PartialConv2d.FORMS)
     monkeypatch.setattr(modeling_rfr, "CPU_AUTOTUNE", False)  # RFR_CPU_AUTOTUNE=0
     with torch.no_grad():
-        layer(torch.randn(1, 8, 9, 6))
-    assert len(timed) == 2
+        upconv(torch.randn(1, 8, 9, 6))
+        partial(torch.randn(1, 8, 12, 12), torch.ones(1, 1, 12, 12))
+    assert len(timed) == 4
+
+
+@pytest.mark.parametrize(("shape", "kernel"), [((2, 64, 64, 80), 7), ((1, 6, 37, 19), 7), ((2, 5, 40, 33), 5)])
+def test_fft_convolution_equals_conv2d(shape, kernel):
+    """The FFT form of a partial convolution's convolution: any size (tiles cut at the border), batch, kernel."""
+    torch.manual_seed(0)
+    layer = PartialConv2d(shape[1], 16, kernel, padding=kernel // 2)
+    x = torch.randn(shape) * 3
+    expected = F.conv2d(x.double(), layer.weight.double(), padding=kernel // 2)
+    # The FFT's rounding is normwise: bounded by the largest sum of absolute products, not by each output's own.
+    magnitude = F.conv2d(x.abs(), layer.weight.abs(), padding=kernel // 2).max()
+    with torch.no_grad():
+        output = layer.forward_as("fft", x)
+    assert output.dtype == torch.float32 and output.shape == expected.shape
+    assert_equal_up_to_rounding(output.double(), expected, terms=shape[1] * kernel * kernel, magnitude=magnitude)
+    assert (output.double() - expected).abs().max() < 1e-3 * magnitude  # far inside that bound in practice
+    with torch.no_grad():  # float64 in, float64 arithmetic
+        torch.testing.assert_close(layer.double().forward_as("fft", x.double()), expected, rtol=0, atol=1e-9)
+
+
+def test_fft_weight_spectrum_follows_weight_updates():
+    torch.manual_seed(0)
+    layer = PartialConv2d(8, 8, 7, padding=3)
+    x = torch.randn(1, 8, 30, 30)
+    with torch.no_grad():
+        layer.forward_as("fft", x)
+        layer.weight.mul_(2)  # an in-place update (optimizer step, load_state_dict) must not reuse a stale spectrum
+        expected = F.conv2d(x, layer.weight, padding=3)
+        torch.testing.assert_close(layer.forward_as("fft", x), expected, rtol=0, atol=1e-4 * expected.abs().max())
 
 
 @pytest.mark.parametrize("form", ["phase", "phases-in-one"])

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from rfr_pipeline import load_official_checkpoint
+from rfr_pipeline.modeling_rfr import PartialConv2d
 from tests.conftest import load_official_fixture, requires_shared
 
 pytestmark = [requires_shared, pytest.mark.numerics]  # .ci/run repeats these on the AVX2 kernels
@@ -35,3 +36,18 @@ def test_batch_of_two_matches_official_output(official):
         output = official["model"](image, known)  # unmasked image: the model masks it itself
     for sample in output:
         torch.testing.assert_close(sample[None], official["output"], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("form", PartialConv2d.FORMS)
+def test_each_partial_convolution_form_matches_official_output(official, form, monkeypatch):
+    """Whichever form the CPU timing picks for the trunk's convolutions (the FFT's rounding differs from oneDNN's
+    direct sums, and the partial convolution's renormalisation scales it up at the hole's edge), the output is the
+    official one."""
+    from rfr_pipeline import modeling_rfr
+
+    monkeypatch.setattr(PartialConv2d, "FORMS", (form,))
+    monkeypatch.setattr(modeling_rfr, "_fastest_forms", {})
+    image, known = official["image"], official["known"]
+    with torch.no_grad():
+        output = official["model"](image * known, known)
+    torch.testing.assert_close(output, official["output"], rtol=0, atol=1e-5)
