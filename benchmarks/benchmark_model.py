@@ -5,7 +5,8 @@ restatement of the official code in tests/official_reference.py, checked against
 tests), in a fresh subprocess each (so peak memory is that case's own):
   * forward: eval mode, no_grad, median wall time of `--repeats` runs after one warm-up;
   * train:   forward + the paper's loss (random-weight VGG16, same cost as the real one) + backward + Adam step;
-  * achieved GFLOP/s (FLOPs counted by torch.utils.flop_counter) and peak resident memory.
+  * achieved GFLOP/s (FLOPs counted by torch.utils.flop_counter, which counts the matrix products of our FFT form of
+    the 7×7 convolutions but not its transforms) and peak resident memory.
 Both implementations hold the same random weights and inputs; outputs are compared so a fast wrong model cannot win.
 
     python -m benchmarks.benchmark_model                         # 256² and 512², batch 1 and 4, fp32, CPU
