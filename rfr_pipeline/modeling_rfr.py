@@ -16,7 +16,9 @@ Shape of the network (H×W input, H and W multiples of 16):
 Implementation choices that keep the numbers identical to the official code but make it faster or safer:
   * partial convolutions update their mask on one channel (all mask channels are equal; half the FLOPs),
   * the attention runs over the whole batch at once, and its memory between iterations is passed along
-    explicitly instead of living on the module (no state survives a call, so threads can share a model).
+    explicitly instead of living on the module (no state survives a call, so threads can share a model),
+  * CPU inference runs the 7×7 partial convolutions through the FFT and the transposed convolutions in one of four
+    forms, wherever that is faster on the machine at hand (`FastestFormOnCPU`).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def _exporting() -> bool:
 # on an AVX2 EPYC 2.4× slower (benchmarks/layer_forms.py). So, as cudnn.benchmark does, each layer shape is timed
 # once per process at first use. RFR_CPU_AUTOTUNE=0 turns that off (every layer then runs the plain form).
 CPU_AUTOTUNE = os.environ.get("RFR_CPU_AUTOTUNE", "1") != "0"
-_fastest_forms: dict[tuple, str] = {}  # (layer, channels, H, W, dtype, threads) → the fastest form, for this process
+_fastest_forms: dict[tuple, str] = {}  # (layer, channels, kernel, H, W, dtype, threads) → fastest form, this process
 
 
 class FastestFormOnCPU:
@@ -143,8 +145,8 @@ class PartialConv2d(FastestFormOnCPU, nn.Conv2d):
 
     CPU inference may run conv(x·m, W) through the FFT (`fft_conv2d`): for the trunk's 7×7 64→64 layers, 13 of every
     forward's convolutions and a third of its arithmetic, that is faster than oneDNN's direct kernel on AVX2 and
-    AVX-512 (benchmarks/layer_forms.py), and closer to the exact result (its rounding grows with log n, not with the 3,136 terms of each window). The layer
-    then keeps its kernel's transform (18 MB for 64→64) beside the weight.
+    AVX-512 (benchmarks/layer_forms.py), and closer to the exact result (its rounding grows with log n, not with the
+    3,136 terms of each window). The layer then keeps its kernel's transform (18 MB for 64→64) beside the weight.
     """
 
     FORMS = ("plain", "fft")
