@@ -38,7 +38,8 @@ def test_benchmark_entry_point_quick(tmp_path):
     # The command end to end: one case in its own process, the machine record, the report and the table.
     report, stdout = run("benchmark.py", tmp_path, "--threads", "1", "--kinds", "forward", "--resolutions", "32",
                          "--batch-sizes", "2")
-    assert {"cpu", "threads", "torch", "cpu_capability", "onednn_max_cpu_isa", "mkl_enable_instructions"} <= report["machine"].keys()
+    assert {"cpu", "threads", "torch", "cpu_capability", "onednn_max_cpu_isa",
+            "mkl_enable_instructions"} <= report["machine"].keys()
     assert report["machine"]["threads"] == 1
     assert report["device"] == "cpu" and report["model"] == "tiny random RFRNet"
     [result] = report["results"]

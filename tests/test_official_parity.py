@@ -45,6 +45,7 @@ def test_each_partial_convolution_form_matches_official_output(official, form, m
     official one."""
     from rfr_pipeline import modeling_rfr
 
+    monkeypatch.setattr(modeling_rfr, "CPU_AUTOTUNE", True)  # (even under RFR_CPU_AUTOTUNE=0: the form is forced)
     monkeypatch.setattr(PartialConv2d, "FORMS", (form,))
     monkeypatch.setattr(modeling_rfr, "_fastest_forms", {})
     image, known = official["image"], official["known"]
