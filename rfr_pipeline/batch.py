@@ -54,7 +54,7 @@ def read_records(manifest: Path, offset: int = 0) -> tuple[list[dict], int]:
 
 def inpaint_folder(image, mask, output, model: str | None = None, *, batch_size: int = 1, overwrite: bool = False,
                    strategy: str | None = None, working_size: int | None = None,
-                   flip_average: bool | None = None, mask_dilation: int = 0,
+                   flip_average: bool | None = None, restore_detail: bool = True, mask_dilation: int = 0,
                    invert_mask: bool = False, resize_mask: bool = False, dtype: str = "float32",
                    device: str | None = None, progress: bool = True) -> dict[str, int]:
     """Inpaint every photo of the folder `image` (masks matched by file name in the folder `mask`, or one mask file
@@ -88,8 +88,8 @@ def inpaint_folder(image, mask, output, model: str | None = None, *, batch_size:
                                      "process": state.process_index, "seconds": 0.0, "error": message})
     pipe = load_pipeline(model, str(device or state.device), dtype)
     options = {"strategy": strategy, "working_size": working_size, "flip_average": flip_average,
-               "mask_dilation": mask_dilation,
-               "invert_mask": invert_mask, "resize_mask": resize_mask}
+               "restore_detail": restore_detail, "mask_dilation": mask_dilation, "invert_mask": invert_mask,
+               "resize_mask": resize_mask}
     state.wait_for_everyone()
 
     bar = tqdm(total=len(todo), desc="inpainting", unit="image", disable=not (progress and state.is_main_process))

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction,
                         help="also fill the mirror image and average the two (twice the time; default: the "
                              "model's own default)")
+    parser.add_argument("--restore-detail", action=argparse.BooleanOptionalAction, default=True,
+                        help="where a large photo's window was scaled down for the model, add back the fine detail "
+                             "the scaling removed, borrowed from the photo itself (default: on)")
     parser.add_argument("--mask-dilation", type=int, default=0, help="grow the hole by this many pixels")
     parser.add_argument("--invert-mask", action="store_true", help="black = repaint")
     parser.add_argument("--resize-mask", action="store_true",
@@ -259,18 +262,9 @@ def describe_failure(err: BaseException) -> str:
 def inpaint_file(pipe, job: Job, args) -> None:
     image, mask = open_pair(job)
     result = pipe(image=image, mask_image=mask, strategy=args.strategy, working_size=args.working_size,
-                  flip_average=args.flip_average, mask_dilation=args.mask_dilation, invert_mask=args.invert_mask,
-                  resize_mask=args.resize_mask).images[0]
+                  flip_average=args.flip_average, restore_detail=args.restore_detail,
+                  mask_dilation=args.mask_dilation, invert_mask=args.invert_mask, resize_mask=args.resize_mask).images[0]
     save_result(result, job.output)
-
-
-def _end_processes() -> None:
-    """Under `accelerate launch`: every process done, then the process group closed (no warnings at exit)."""
-    import torch.distributed
-
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -283,12 +277,13 @@ def main(argv: list[str] | None = None) -> int:
 
             totals = inpaint_folder(args.image, args.mask, args.output, args.model, batch_size=args.batch_size,
                                     overwrite=args.overwrite, strategy=args.strategy, working_size=args.working_size,
-                                    flip_average=args.flip_average,
+                                    flip_average=args.flip_average, restore_detail=args.restore_detail,
                                     mask_dilation=args.mask_dilation, invert_mask=args.invert_mask,
                                     resize_mask=args.resize_mask, dtype=args.dtype,
                                     device=None if args.device == "cpu" else args.device)
-            _end_processes()
-            return 1 if totals["failed"] else 0
+            from .distributed import end_processes
+
+            return end_processes(1 if totals["failed"] else 0)  # in a launch, the process ends here
         (job,), _ = plan_jobs(args.image, args.mask, args.output)
         check_outputs([job], args.overwrite, folder_mode=False)
         pipe = load_pipeline(args.model, args.device, args.dtype)

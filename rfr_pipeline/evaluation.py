@@ -25,7 +25,7 @@ from .image_processing import centre_square, prepare_mask
 BINS = ["1-10%", "10-20%", "20-30%", "30-40%", "40-50%", "50-60%", "60-100%"]
 NVIDIA_BINS = 6
 BASELINES = {"telea": "INPAINT_TELEA", "navier-stokes": "INPAINT_NS"}  # OpenCV's classical inpainting
-METRICS = ("psnr", "ssim", "l1_percent", "hole_l1", "lpips")
+METRICS = ("psnr", "ssim", "l1_percent", "hole_l1", "hole_detail", "lpips")
 
 
 def nvidia_bin(path: Path) -> int | None:
@@ -44,9 +44,10 @@ def measured_bin(hole: np.ndarray) -> int:
 
 
 def load_photo(path: Path, resolution: int) -> np.ndarray:
-    """(resolution, resolution, 3) uint8: the photo's centre square, resized."""
+    """(resolution, resolution, 3) uint8: the photo's centre square, resized; resolution 0: the photo as it is."""
     with PIL.Image.open(path) as image:
-        return np.array(centre_square(image.convert("RGB"), resolution))
+        image = image.convert("RGB")
+        return np.array(centre_square(image, resolution) if resolution else image)
 
 
 def load_mask(path: Path, resolution: int | tuple[int, int]) -> np.ndarray:
@@ -58,22 +59,25 @@ def load_mask(path: Path, resolution: int | tuple[int, int]) -> np.ndarray:
     return np.asarray(resized) > 127
 
 
-def pair_images_with_masks(images: list[Path], masks: list[Path], seed: int) -> list[tuple[Path, Path, int | None]]:
-    """(image, mask, bin or None) triples, deterministic for a seed. With NVIDIA masks every image gets one randomly
-    chosen mask of every bin; other masks are paired one per image (their bin is measured later)."""
+def pair_images_with_masks(images: list[Path], masks: list[Path], seed: int,
+                           per_image: int = 1) -> list[tuple[Path, Path, int | None]]:
+    """(image, mask, bin or None) triples, deterministic for a seed. With NVIDIA masks every image gets `per_image`
+    randomly chosen masks of every bin; other masks are paired `per_image` per image (their bin is measured later)."""
     rng = np.random.default_rng(seed)
     by_bin = defaultdict(list)
     for mask in masks:
         by_bin[nvidia_bin(mask)].append(mask)
     if None not in by_bin:
         return [(image, by_bin[b][int(rng.integers(len(by_bin[b])))], b)
-                for image in images for b in sorted(by_bin)]
-    return [(image, masks[int(rng.integers(len(masks)))], None) for image in images]
+                for image in images for b in sorted(by_bin) for _ in range(per_image)]
+    return [(image, masks[int(rng.integers(len(masks)))], None) for image in images for _ in range(per_image)]
 
 
 def composite_metrics(comp: torch.Tensor, truth: torch.Tensor, hole: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-image metrics of a batch: comp and truth (N, 3, H, W) in [0, 1], hole (N, 1, H, W), 1 = hole.
-    Returns (N,) tensors: psnr (inf for a perfect composite), ssim, l1_percent and hole_l1 (0 without a hole)."""
+    Returns (N,) tensors: psnr (inf for a perfect composite), ssim, l1_percent, hole_l1 (0 without a hole) and
+    hole_detail: the fine detail in the hole as a fraction of the photo's own there (the mean absolute difference
+    between neighbouring pixels of the hole, composite over truth; 1 = as textured as the photo, below = smoother)."""
     from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
     comp, truth = comp.double(), truth.double()
@@ -84,7 +88,21 @@ def composite_metrics(comp: torch.Tensor, truth: torch.Tensor, hole: torch.Tenso
         "ssim": structural_similarity_index_measure(comp, truth, data_range=1.0, reduction="none"),
         "l1_percent": 100 * error.mean(dim=(1, 2, 3)),
         "hole_l1": (error * hole_pixels).sum(dim=(1, 2, 3)) / hole_pixels.sum(dim=(1, 2, 3)).clamp(min=1),
+        "hole_detail": _neighbour_differences(comp, hole) / _neighbour_differences(truth, hole).clamp(min=1e-12),
     }
+
+
+def _neighbour_differences(images: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """(N,) mean absolute difference between horizontal and vertical neighbours that are both in the hole."""
+    hole = hole.bool()
+    total, count = 0, 0
+    for dim in (-1, -2):
+        length = images.shape[dim] - 1
+        both = hole.narrow(dim, 0, length) & hole.narrow(dim, 1, length)
+        difference = (images.narrow(dim, 1, length) - images.narrow(dim, 0, length)).abs()
+        total = total + (difference * both).sum(dim=(1, 2, 3))
+        count = count + both.sum(dim=(1, 2, 3)) * images.shape[1]
+    return total / count.clamp(min=1)
 
 
 def image_metrics(comp: np.ndarray, truth: np.ndarray, hole: np.ndarray, lpips=None) -> dict[str, float]:
@@ -123,15 +141,16 @@ def summarise(rows: list[dict]) -> dict:
 
 def markdown_table(summary: dict, methods: list[str]) -> str:
     with_lpips = any("lpips" in s for s in summary.values())
-    lines = ["| hole area | method | PSNR ↑ | SSIM ↑ | L1 (%) ↓ | hole L1 ↓ |" + (" LPIPS ↓ |" if with_lpips else "")
-             + " images |", "|---|---|---|---|---|---|---|" + ("---|" if with_lpips else "")]
+    lines = ["| hole area | method | PSNR ↑ | SSIM ↑ | L1 (%) ↓ | hole L1 ↓ | hole detail (1 = photo's) |"
+             + (" LPIPS ↓ |" if with_lpips else "") + " images |",
+             "|---|---|---|---|---|---|---|---|" + ("---|" if with_lpips else "")]
     for b in [*BINS, "all"]:
         for m in methods:
             s = summary.get(f"{b}|{m}")
             if s:
                 lines.append(f"| {b} | {m} | {s['psnr']:.2f} | {s['ssim']:.4f} | {s['l1_percent']:.2f} | "
-                             f"{s['hole_l1']:.4f} |" + (f" {s['lpips']:.4f} |" if with_lpips else "")
-                             + f" {s['count']} |")
+                             f"{s['hole_l1']:.4f} | {s['hole_detail']:.2f} |"
+                             + (f" {s['lpips']:.4f} |" if with_lpips else "") + f" {s['count']} |")
     return "\n".join(lines) + "\n"
 
 

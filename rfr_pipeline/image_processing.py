@@ -232,6 +232,77 @@ def shrink_mask(hole: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return area[0, 0] > 0
 
 
+# Detail restoration (`upscale_with_detail`): patches of DETAIL_PATCH px at the network's scale, on a grid of that
+# stride, each spanning two cells so that neighbours overlap by half and blend without seams.
+DETAIL_PATCH = 8
+DETAIL_MIN_SCALE = 1.25  # below this, scaling removed too little detail to be worth restoring
+
+
+def upscale_with_detail(window: torch.Tensor, hole: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+    """Scale the network's fill of a window back to full size and add the fine detail that scaling the window down
+    removed, borrowed from the window's own known pixels (contextual residual aggregation, Yi et al., CVPR 2020).
+
+    `window` (3, H, W) at full size, `hole` (H, W) bool, `prediction` (3, h, w) the network's output for the window
+    scaled to (h, w). Returns (3, H, W): inside the hole, the upscaled fill plus, for each patch, the detail layer
+    (full size minus its scaled-down-and-up copy) of the known patch whose scaled-down content looks most like the
+    fill there. Overlapping patches blend with variance-preserving weights, so the texture keeps its contrast."""
+    _, height, width = window.shape
+    _, h, w = prediction.shape
+    scale = max(height / h, width / w)
+    small = resize(window[None], (h, w))[0]
+    fill = torch.where(shrink_mask(hole, (h, w)), prediction, small)  # what the network saw, its fill in the hole
+    upscaled = resize(fill[None], (height, width))[0]
+    if scale < DETAIL_MIN_SCALE or not hole.any():
+        return upscaled
+    detail = window - resize(small[None], (height, width))[0]
+    # Detail is trustworthy only where the scaled copy never mixed in hole pixels (bicubic reaches 2 low-res px).
+    untrusted = dilate(hole, int(np.ceil(2.5 * scale)))
+
+    cell, span = DETAIL_PATCH, 2 * DETAIL_PATCH
+    rows_n, cols_n = -(-h // cell), -(-w // cell)
+    size = int(np.ceil(span * scale))  # a patch's side at full size
+    pad = size  # patches may run past the window: pad everything by a patch
+    top = ((torch.arange(rows_n) * cell - cell // 2) * height / h).round().long() + pad
+    left = ((torch.arange(cols_n) * cell - cell // 2) * width / w).round().long() + pad
+
+    def box_any(mask: torch.Tensor, outside: bool) -> torch.Tensor:  # (patches,): a True pixel in the patch's box?
+        table = F.pad(F.pad(mask.long(), (pad,) * 4, value=int(outside)).cumsum(0).cumsum(1), (1, 0, 1, 0))
+        t, l = top[:, None], left[None, :]
+        return (table[t + size, l + size] - table[t, l + size] - table[t + size, l] + table[t, l]).flatten() > 0
+
+    targets = box_any(hole, outside=False).nonzero()[:, 0]  # every patch touching the hole gets detail
+    sources = (~box_any(untrusted, outside=True)).nonzero()[:, 0]  # whole patches of trustworthy detail
+    if len(sources) == 0:
+        return upscaled
+    # Match at the network's scale: each patch's span of the filled small window, colour and structure.
+    lead = cell // 2
+    padded_fill = F.pad(fill[None], (lead, cols_n * cell - w + lead, lead, rows_n * cell - h + lead), mode="replicate")
+    looks = F.unfold(padded_fill, kernel_size=span, stride=cell)[0].T  # (patches, 3 * span²)
+    best = torch.cdist(looks[targets], looks[sources]).argmin(dim=1)
+    chosen = sources[best]
+
+    offsets = torch.arange(size)
+    def boxes(ids):  # row and column indices of each patch's pixels in the padded full-size window
+        r = (top[ids // cols_n][:, None] + offsets)[:, :, None].expand(-1, size, size)
+        c = (left[ids % cols_n][:, None] + offsets)[:, None, :].expand(-1, size, size)
+        return r, c
+
+    padded_detail = F.pad(detail, (pad,) * 4)
+    borrowed = padded_detail[:, *boxes(chosen)]  # (3, targets, size, size)
+    # Raised-cosine weights, and a sum normalised by the root of the summed squared weights: blending independent
+    # textures by plain averaging would halve their contrast where patches overlap.
+    taper = torch.hann_window(size + 2, periodic=False)[1:-1]
+    weight = (taper[:, None] * taper[None, :]).expand(len(targets), -1, -1)
+    canvas = torch.zeros_like(padded_detail)
+    energy = torch.zeros_like(padded_detail[:1])
+    r, c = boxes(targets)
+    for channel in range(3):
+        canvas[channel].index_put_((r, c), borrowed[channel] * weight, accumulate=True)
+    energy[0].index_put_((r, c), weight**2, accumulate=True)
+    added = (canvas / energy.sqrt().clamp_min(1e-3))[:, pad : pad + height, pad : pad + width]
+    return (upscaled + added).clamp_(0, 1)
+
+
 def hole_radius(hole: torch.Tensor, percentile: float = 90) -> float:
     """How thick the hole is: the distance (px) from a hole pixel to the nearest known pixel that `percentile` % of
     hole pixels are within (half a stroke's width; 0 for no hole)."""

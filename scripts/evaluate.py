@@ -3,13 +3,14 @@
 
     python scripts/evaluate.py --model DIR_OR_REPO --images val/ --masks masks/irregular/ --output eval/ \\
         [--resolution 256] [--limit 200] [--baselines telea,navier-stokes] [--seed 0] [--lpips WEIGHTS] [--strategy S]
-        [--flip_average | --no-flip_average]
+        [--flip_average | --no-flip_average] [--no-restore_detail] [--masks_per_image 1]
 
-Images are centre-cropped and resized to the resolution (as the official test does), masks resized with nearest
-neighbour (white = hole). With NVIDIA irregular masks (file number N: bin N // 2000 = 1–10 %, …, 50–60 %) every image
-is paired with one seeded, randomly chosen mask of every bin; other masks are paired one per image (seeded) and
+Images are centre-cropped and resized to the resolution (as the official test does; `--resolution 0`: at their own
+size), masks resized with nearest neighbour (white = hole). With NVIDIA irregular masks (file number N: bin N // 2000 =
+1–10 %, …, 50–60 %) every image is paired with one seeded, randomly chosen mask of every bin (`--masks_per_image`); other masks are paired one per image (seeded) and
 binned by their measured hole area (over 60 %: a bin of its own). Per image and method: PSNR and SSIM of the
-composite, L1 (%) over all pixels, hole L1 (definitions in rfr_pipeline/evaluation.py), and with --lpips the LPIPS
+composite, L1 (%) over all pixels, hole L1, hole detail (the fill's fine texture as a fraction of the photo's there;
+definitions in rfr_pipeline/evaluation.py), and with --lpips the LPIPS
 (VGG) distance (rfr_pipeline.lpips, weights from scripts/prepare_vgg16.py).
 Writes metrics.json, metrics.csv (one row per image and method), metrics.md (the table) and grid-<bin>.png examples
 (masked / each method / truth). The classical baselines are OpenCV's Telea and Navier–Stokes inpainting
@@ -52,13 +53,13 @@ logger = logging.getLogger("evaluate")
 
 
 def evaluate_pairs(pairs, pipe, strategy, baselines: list[str], resolution: int, lpips, grid_examples: int,
-                   flip_average: bool | None = None):
+                   flip_average: bool | None = None, restore_detail: bool = True):
     """Per-image metric rows of every method, example grids by bin, and the pairs that could not be read."""
     rows, grids, failures = [], defaultdict(list), []
     for image_path, mask_path, bin_index in tqdm(pairs, desc="evaluating"):
         try:
             photo = load_photo(image_path, resolution)
-            hole = load_mask(mask_path, resolution)
+            hole = load_mask(mask_path, resolution or (photo.shape[1], photo.shape[0]))
         except (OSError, ValueError, SyntaxError) as err:
             failures.append(f"{image_path.name} / {mask_path.name}: {err}")
             tqdm.write(f"skipped {image_path.name} with {mask_path.name}: {err}", file=sys.stderr)
@@ -68,13 +69,14 @@ def evaluate_pairs(pairs, pipe, strategy, baselines: list[str], resolution: int,
         bin_index = measured_bin(hole) if bin_index is None else bin_index
         results = {}
         if pipe is not None:
-            results["rfr-net"] = np.asarray(pipe(photo, hole, strategy=strategy, flip_average=flip_average).images[0])
+            results["rfr-net"] = np.asarray(pipe(photo, hole, strategy=strategy, flip_average=flip_average,
+                                                     restore_detail=restore_detail).images[0])
         for name in baselines:
             results[name] = run_baseline(name, photo, hole)
         for method, comp in results.items():
             rows.append({"image": image_path.name, "mask": mask_path.name, "bin": BINS[bin_index],
                          "hole_fraction": float(hole.mean()), "method": method, **image_metrics(comp, photo, hole, lpips)})
-        if len(grids[bin_index]) < grid_examples:
+        if resolution and len(grids[bin_index]) < grid_examples:  # (at resolution 0 the photos differ in size)
             masked = np.where(hole[..., None], 255, photo).astype(np.uint8)
             grids[bin_index].append([masked, *results.values(), photo])
     return rows, grids, failures
@@ -86,7 +88,10 @@ def main(argv=None) -> int:
     parser.add_argument("--images", required=True, type=Path)
     parser.add_argument("--masks", required=True, type=Path)
     parser.add_argument("--output", required=True, type=Path)
-    parser.add_argument("--resolution", type=int, default=256)
+    parser.add_argument("--resolution", type=int, default=256,
+                        help="side of the centre square each photo is resized to; 0: photos at their own size "
+                             "(masks resized to each; no example grids)")
+    parser.add_argument("--masks_per_image", type=int, default=1, help="NVIDIA masks per bin for each photo")
     parser.add_argument("--limit", type=int, help="evaluate the first N images (sorted by name)")
     parser.add_argument("--baselines", default="telea,navier-stokes", help="comma-separated; '' for none")
     parser.add_argument("--seed", type=int, default=0)
@@ -95,6 +100,8 @@ def main(argv=None) -> int:
                         help="how the pipeline serves each photo (default: the model's own default_strategy)")
     parser.add_argument("--flip_average", action=argparse.BooleanOptionalAction,
                         help="average each fill with its mirror image's (default: the model's default_flip_average)")
+    parser.add_argument("--restore_detail", action=argparse.BooleanOptionalAction, default=True,
+                        help="add back the detail lost where a window was scaled down (the pipeline's default: on)")
     parser.add_argument("--grid_examples", type=int, default=4, help="examples per bin in the PNG grids")
     parser.add_argument("--lpips", type=Path, metavar="WEIGHTS",
                         help="also report LPIPS (VGG): the file of scripts/prepare_vgg16.py (VGG16 + LPIPS heads)")
@@ -130,13 +137,13 @@ def main(argv=None) -> int:
     methods = (["rfr-net"] if pipe else []) + baselines
     args.output.mkdir(parents=True, exist_ok=True)
 
-    pairs = pair_images_with_masks(images, masks, args.seed)
+    pairs = pair_images_with_masks(images, masks, args.seed, args.masks_per_image)
     rows, grids, failures = evaluate_pairs(pairs, pipe, args.strategy, baselines, args.resolution, lpips,
-                                           args.grid_examples, args.flip_average)
+                                           args.grid_examples, args.flip_average, args.restore_detail)
 
     summary = summarise(rows)
     report = {"methods": methods, "resolution": args.resolution, "seed": args.seed, "strategy": args.strategy,
-              "flip_average": args.flip_average, "summary": summary,
+              "flip_average": args.flip_average, "restore_detail": args.restore_detail, "summary": summary,
               "skipped": failures, "per_image": rows}
     with atomic_file(args.output / "metrics.json") as tmp:
         tmp.write_text(json.dumps(report, indent=1))

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from rfr_pipeline import RFRInpaintPipeline, RFRNet
 from rfr_pipeline.atomic import atomic_file, make_ordinary
 from rfr_pipeline.data import InpaintingDataset, UnreadableImagesError, list_images, split_validation
+from rfr_pipeline.distributed import end_processes
 from rfr_pipeline.evaluation import composite_metrics
 from rfr_pipeline.hub import RESEARCH_ONLY_LICENCE, render_model_card, save_pipeline_atomically
 from rfr_pipeline.losses import InpaintingLoss, LossWeights
@@ -591,8 +592,7 @@ def finish(run: TrainingRun, losses: LossLog) -> None:
             HfApi().upload_folder(folder_path=final, repo_id=repo_id, commit_message=f"RFR-Net, step {run.global_step}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    end_processes(0)  # in a launch: the group closed and the process ended here
 
 
 def train(args) -> None:

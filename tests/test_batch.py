@@ -63,7 +63,8 @@ def records(output):
     return [json.loads(line) for line in (output / "manifest.jsonl").read_text().splitlines()]
 
 
-def test_two_processes_share_the_folder_and_a_relaunch_rewrites_nothing(make_folders, tiny_pipeline_dir, tmp_path):
+def test_two_processes_share_the_folder_and_a_relaunch_rewrites_nothing(make_folders, photo, tiny_pipeline_dir,
+                                                                         tmp_path):
     images, masks = make_folders(tmp_path, 7)
     code, log = launch(images, masks, tmp_path / "out", tiny_pipeline_dir, "--batch-size", "2")
     assert code == 0, log[-4000:]
@@ -81,12 +82,16 @@ def test_two_processes_share_the_folder_and_a_relaunch_rewrites_nothing(make_fol
         single = np.asarray(PIL.Image.open(tmp_path / "single" / path.name)).astype(int)
         assert np.abs(ours - single).max() <= 1, path.name
 
+    # Relaunched with one unreadable photo added: nothing rewritten, and the processes' exit status says that a
+    # photo failed (they end through `rfr_pipeline.distributed.end_processes`, which must pass the status on).
     before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "out").glob("*.png")}
+    (images / "zz.png").write_bytes(b"not a png")
+    photo(96, 128).save(masks / "zz.png")
     code, log = launch(images, masks, tmp_path / "out", tiny_pipeline_dir, "--batch-size", "2")
-    assert code == 0, log[-4000:]
+    assert code == 1 and "zz.png" in log and "terminate called" not in log, log[-4000:]
     assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "out").glob("*.png")} == before
     second = records(tmp_path / "out")[len(done):]
-    assert Counter(r["status"] for r in second) == {"skipped": 7}
+    assert Counter(r["status"] for r in second) == {"skipped": 7, "failed": 1}
 
 
 def test_a_killed_process_loses_no_photo_and_a_relaunch_finishes_the_job(make_folders, tiny_pipeline_dir, tmp_path):

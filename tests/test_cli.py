@@ -126,6 +126,27 @@ def test_flip_average_option_reaches_the_pipeline(tiny_pipeline_dir, inputs, tmp
     assert not np.array_equal(*(np.asarray(PIL.Image.open(tmp_path / f"{flip}.png")) for flip in (True, False)))
 
 
+def test_restore_detail_option_reaches_the_pipeline(tiny_pipeline_dir, tmp_path):
+    from rfr_pipeline import RFRInpaintPipeline
+
+    grain = np.random.default_rng(0).choice([70, 140], size=(320, 320, 1)).repeat(3, axis=2).astype(np.uint8)
+    PIL.Image.fromarray(grain).save(tmp_path / "grain.png")
+    hole = np.zeros((320, 320), np.uint8)
+    hole[120:200, 120:200] = 255  # its window is scaled to --working-size 128: detail to restore
+    PIL.Image.fromarray(hole).save(tmp_path / "hole.png")
+    pipe = RFRInpaintPipeline.from_pretrained(tiny_pipeline_dir)
+    results = {}
+    for flag, restore in (("--restore-detail", True), ("--no-restore-detail", False)):
+        out = tmp_path / f"{restore}.png"
+        assert cli_main(single((tmp_path / "grain.png", tmp_path / "hole.png"), out, tiny_pipeline_dir, flag,
+                               "--working-size", "128")) == 0
+        results[restore] = np.asarray(PIL.Image.open(out))
+        expected = pipe(PIL.Image.fromarray(grain), PIL.Image.fromarray(hole), working_size=128,
+                        restore_detail=restore).images[0]
+        assert np.array_equal(results[restore], np.asarray(expected)), flag
+    assert not np.array_equal(results[True], results[False])
+
+
 def test_single_file_refusals_and_folders(tiny_pipeline_dir, inputs, tmp_path, capsys):
     model = tiny_pipeline_dir
     assert cli_main(single(inputs, inputs[0], model)) == 2

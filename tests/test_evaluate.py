@@ -32,6 +32,22 @@ def test_metrics_known_answers():
     assert evaluation.summarise(rows)["1-10%|x"]["psnr"] == pytest.approx(20.0)
 
 
+def test_hole_detail_is_the_fills_fine_texture_as_a_fraction_of_the_photos():
+    checker = (np.indices((16, 16)).sum(0) % 2).astype(np.uint8)[..., None].repeat(3, axis=2)
+    truth = 100 + 40 * checker  # neighbours differ by 40 everywhere
+    hole = np.zeros((16, 16), bool)
+    hole[4:12, 4:12] = True
+    flat, half = truth.copy(), truth.copy()
+    flat[hole] = 120
+    half[hole] = 110 + 20 * checker[hole]
+    stripes = truth.copy()
+    stripes[hole] = (100 + 40 * (np.indices((16, 16))[1] % 2))[hole][:, None]  # only horizontal neighbours differ
+    assert evaluation.image_metrics(truth, truth, hole)["hole_detail"] == pytest.approx(1.0)
+    assert evaluation.image_metrics(flat, truth, hole)["hole_detail"] == 0
+    assert evaluation.image_metrics(half, truth, hole)["hole_detail"] == pytest.approx(0.5)
+    assert evaluation.image_metrics(stripes, truth, hole)["hole_detail"] == pytest.approx(0.5)
+
+
 def test_nvidia_bins_from_file_numbers():
     assert [evaluation.nvidia_bin(Path(f"{n:05d}.png")) for n in (0, 1999, 2000, 5999, 11999)] == [0, 0, 1, 2, 5]
     assert evaluation.nvidia_bin(Path("mask_a.png")) is None
@@ -90,6 +106,16 @@ def test_end_to_end_with_a_tiny_model_and_telea(make_model, tmp_path):
     assert "| 50-60% | telea |" in table
     assert "rfr-net does **not** beat telea everywhere from 10 % to 60 %" in table  # a random tiny model
     assert (out / "grid-1-10pct.png").is_file()
+    assert "| hole detail (1 = photo's) |" in table
+
+    # Photos at their own size (each mask resized to its photo), two masks per bin each.
+    PIL.Image.fromarray(rng.integers(0, 256, (36, 60, 3), dtype=np.uint8)).save(images / "wide.png")
+    code = evaluate.main(["--model", str(model_dir), "--images", str(images), "--masks", str(masks),
+                          "--output", str(tmp_path / "native"), "--resolution", "0", "--masks_per_image", "2",
+                          "--baselines", "telea", "--no-restore_detail"])
+    report = json.loads((tmp_path / "native" / "metrics.json").read_text())
+    assert code == 0 and report["restore_detail"] is False and report["summary"]["all|rfr-net"]["count"] == 4 * 3 * 2
+    assert not list((tmp_path / "native").glob("grid-*"))
 
 
 def test_lpips_column_when_weights_are_given(tmp_path, capsys):

@@ -185,6 +185,58 @@ def test_auto_keeps_windows_of_thin_holes_at_full_size_as_far_as_memory_allows(p
     assert 0.5 * THIN_WINDOW_GIB < attention_memory_gib(height, width) <= THIN_WINDOW_GIB
 
 
+def _textured_photo(height=256, width=256, seed=0):
+    """Left half: mid-grey with fine random texture (1-px grain, lost when scaled down 4×); right half: flat, light."""
+    generator = torch.Generator().manual_seed(seed)
+    photo = torch.full((3, height, width), 0.8)
+    photo[:, :, : width // 2] = 0.4 + 0.15 * (torch.rand(1, height, width // 2, generator=generator) - 0.5).sign()
+    return photo
+
+
+def _grain(x, hole):
+    """Mean absolute difference between horizontal neighbours inside the hole: the fine texture there."""
+    return (x[:, :, 1:] - x[:, :, :-1]).abs().mean(0)[hole[:, 1:] & hole[:, :-1]].mean().item()
+
+
+def test_restored_detail_is_borrowed_from_known_pixels_that_look_like_the_fill():
+    photo = _textured_photo()
+    textured_hole = torch.zeros(256, 256, dtype=torch.bool)
+    textured_hole[96:160, 32:96] = True
+    flat_hole = torch.zeros(256, 256, dtype=torch.bool)
+    flat_hole[96:160, 160:224] = True
+    for hole, texture_expected in ((textured_hole, True), (flat_hole, False)):
+        perfect = ip.resize(photo[None], (64, 64))[0]  # a network that fills the 4× smaller window exactly
+        plain = ip.resize(perfect[None], (256, 256))[0]
+        restored = ip.upscale_with_detail(photo, hole, perfect)
+        assert restored.shape == photo.shape and 0 <= restored.min() and restored.max() <= 1
+        if texture_expected:  # the scaled-up fill is smooth; restored, its grain is the photo's own
+            assert _grain(plain, hole) < 0.3 * _grain(photo, hole)
+            assert 0.7 * _grain(photo, hole) < _grain(restored, hole) < 1.3 * _grain(photo, hole)
+        else:  # the flat side's look-alikes are flat: nothing is added there
+            torch.testing.assert_close(restored[:, hole], plain[:, hole], rtol=0, atol=1e-6)
+    # Nothing to restore: a fill at full size, or no known patch far enough from the hole to trust.
+    torch.testing.assert_close(ip.upscale_with_detail(photo, textured_hole, photo), photo)
+    everywhere = torch.ones(256, 256, dtype=torch.bool)
+    small = ip.resize(photo[None], (64, 64))[0]
+    torch.testing.assert_close(ip.upscale_with_detail(photo, everywhere, small), ip.resize(small[None], (256, 256))[0])
+
+
+def test_the_pipeline_restores_detail_where_it_scaled_a_window_down(pipe):
+    photo = _textured_photo(512, 512, seed=1)
+    hole = torch.zeros(512, 512, dtype=torch.bool)
+    hole[200:300, 80:160] = True  # in the textured half: "auto" scales its window (about 290 px) to 128 px
+    restored = pipe(photo, hole, working_size=128, crop_margin=96, output_type="pt").images[0]
+    plain = pipe(photo, hole, working_size=128, crop_margin=96, restore_detail=False, output_type="pt").images[0]
+    assert torch.equal(restored[:, ~hole], photo[:, ~hole]) and torch.equal(plain[:, ~hole], photo[:, ~hole])
+    assert _grain(restored, hole) > 2 * _grain(plain, hole)
+    # At full size there is nothing to restore: the option changes nothing.
+    small, small_hole = photo[:, :128, :128], hole[:128, :128] | torch.eye(128, dtype=torch.bool)
+    assert torch.equal(pipe(small, small_hole, output_type="pt").images[0],
+                       pipe(small, small_hole, restore_detail=False, output_type="pt").images[0])
+    with pytest.raises(ValueError, match="restore_detail must be True or False, got 'yes'"):
+        pipe(photo, hole, restore_detail="yes")
+
+
 def test_hole_radius_is_half_the_width_of_a_stroke():
     stroke = torch.zeros(100, 100, dtype=torch.bool)
     stroke[:, 40:50] = True  # 10 px wide
