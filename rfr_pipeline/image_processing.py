@@ -182,8 +182,12 @@ def dilate(hole: torch.Tensor, pixels: int) -> torch.Tensor:
     """Grow a (H, W) bool hole by `pixels` in every direction (square structuring element)."""
     if pixels <= 0:
         return hole
-    grown = F.max_pool2d(hole[None, None].float(), 2 * pixels + 1, stride=1, padding=pixels)
-    return grown[0, 0] > 0
+    # A hole pixel within the square around each pixel, from a summed-area table: linear in the pixel count, where
+    # max pooling grows with the square of the radius (slow for the radii of `upscale_with_detail` on large photos).
+    height, width = hole.shape
+    table = F.pad(hole.to(torch.int32), (pixels + 1, pixels, pixels + 1, pixels)).cumsum(0).cumsum(1)
+    span = 2 * pixels + 1
+    return (table[span:, span:] - table[:height, span:] - table[span:, :width] + table[:height, :width]) > 0
 
 
 def feather_weights(hole: torch.Tensor, radius: int) -> torch.Tensor:
@@ -235,7 +239,10 @@ def shrink_mask(hole: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 # Detail restoration (`upscale_with_detail`): patches of DETAIL_PATCH px at the network's scale, on a grid of that
 # stride, each spanning two cells so that neighbours overlap by half and blend without seams.
 DETAIL_PATCH = 8
-DETAIL_MIN_SCALE = 1.25  # below this, scaling removed too little detail to be worth restoring
+# Windows scaled down by at most this factor are left as the network filled them: there the scaled-up fill is soft but
+# scores better on PSNR and SSIM than with borrowed texture, and beyond it the fill is a visibly blurred patch
+# (README, "Images of any size", has the measurements).
+DETAIL_MIN_SCALE = 2.0
 
 
 def upscale_with_detail(window: torch.Tensor, hole: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
@@ -243,17 +250,18 @@ def upscale_with_detail(window: torch.Tensor, hole: torch.Tensor, prediction: to
     removed, borrowed from the window's own known pixels (contextual residual aggregation, Yi et al., CVPR 2020).
 
     `window` (3, H, W) at full size, `hole` (H, W) bool, `prediction` (3, h, w) the network's output for the window
-    scaled to (h, w). Returns (3, H, W): inside the hole, the upscaled fill plus, for each patch, the detail layer
+    scaled to (h, w). Returns (3, H, W): the prediction scaled up as it is when the window was scaled down by at most
+    DETAIL_MIN_SCALE; else, inside the hole, the upscaled fill plus, for each patch, the detail layer
     (full size minus its scaled-down-and-up copy) of the known patch whose scaled-down content looks most like the
     fill there. Overlapping patches blend with variance-preserving weights, so the texture keeps its contrast."""
     _, height, width = window.shape
     _, h, w = prediction.shape
     scale = max(height / h, width / w)
+    if scale <= DETAIL_MIN_SCALE or not hole.any():
+        return resize(prediction[None], (height, width))[0]
     small = resize(window[None], (h, w))[0]
     fill = torch.where(shrink_mask(hole, (h, w)), prediction, small)  # what the network saw, its fill in the hole
     upscaled = resize(fill[None], (height, width))[0]
-    if scale < DETAIL_MIN_SCALE or not hole.any():
-        return upscaled
     detail = window - resize(small[None], (height, width))[0]
     # Detail is trustworthy only where the scaled copy never mixed in hole pixels (bicubic reaches 2 low-res px).
     untrusted = dilate(hole, int(np.ceil(2.5 * scale)))
@@ -278,27 +286,24 @@ def upscale_with_detail(window: torch.Tensor, hole: torch.Tensor, prediction: to
     lead = cell // 2
     padded_fill = F.pad(fill[None], (lead, cols_n * cell - w + lead, lead, rows_n * cell - h + lead), mode="replicate")
     looks = F.unfold(padded_fill, kernel_size=span, stride=cell)[0].T  # (patches, 3 * span²)
-    best = torch.cdist(looks[targets], looks[sources]).argmin(dim=1)
-    chosen = sources[best]
+    candidates = looks[sources]
+    chosen = torch.cat([sources[torch.cdist(looks[part], candidates).argmin(dim=1)]  # in blocks: bounded memory
+                        for part in targets.split(1024)])
 
-    offsets = torch.arange(size)
-    def boxes(ids):  # row and column indices of each patch's pixels in the padded full-size window
-        r = (top[ids // cols_n][:, None] + offsets)[:, :, None].expand(-1, size, size)
-        c = (left[ids % cols_n][:, None] + offsets)[:, None, :].expand(-1, size, size)
-        return r, c
-
-    padded_detail = F.pad(detail, (pad,) * 4)
-    borrowed = padded_detail[:, *boxes(chosen)]  # (3, targets, size, size)
     # Raised-cosine weights, and a sum normalised by the root of the summed squared weights: blending independent
     # textures by plain averaging would halve their contrast where patches overlap.
     taper = torch.hann_window(size + 2, periodic=False)[1:-1]
-    weight = (taper[:, None] * taper[None, :]).expand(len(targets), -1, -1)
+    weight = taper[:, None] * taper[None, :]
+    weight_squared = weight**2
+    padded_detail = F.pad(detail, (pad,) * 4)
     canvas = torch.zeros_like(padded_detail)
-    energy = torch.zeros_like(padded_detail[:1])
-    r, c = boxes(targets)
-    for channel in range(3):
-        canvas[channel].index_put_((r, c), borrowed[channel] * weight, accumulate=True)
-    energy[0].index_put_((r, c), weight**2, accumulate=True)
+    energy = torch.zeros_like(padded_detail[0])
+    tops, lefts = top.tolist(), left.tolist()
+    for target, source in zip(targets.tolist(), chosen.tolist()):  # one patch at a time: memory stays small
+        t, l = tops[target // cols_n], lefts[target % cols_n]
+        st, sl = tops[source // cols_n], lefts[source % cols_n]
+        canvas[:, t : t + size, l : l + size].addcmul_(padded_detail[:, st : st + size, sl : sl + size], weight)
+        energy[t : t + size, l : l + size] += weight_squared
     added = (canvas / energy.sqrt().clamp_min(1e-3))[:, pad : pad + height, pad : pad + width]
     return (upscaled + added).clamp_(0, 1)
 

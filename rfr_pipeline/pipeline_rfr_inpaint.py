@@ -326,10 +326,10 @@ class RFRInpaintPipeline(DiffusionPipeline):
                 keeps what both agree on and damps texture the network invents, which scores better on PSNR, SSIM
                 and L1 (the model card has the numbers); defaults to the pipeline's `default_flip_average`.
             restore_detail (`bool`, defaults to `True`):
-                Where a window was scaled down for the network, add back the fine detail (texture, grain) that the
-                scaling removed, borrowed from the photo's own known pixels where the fill looks alike, so that the
-                fill of a large photo is not a blurred patch. `False`: the fill scaled back up as it is, which is a
-                little smoother and scores slightly higher on PSNR and SSIM.
+                Where a window was scaled down more than 2× for the network (`ip.DETAIL_MIN_SCALE`), add back the
+                fine detail (texture, grain) that the scaling removed, borrowed from the photo's own known pixels
+                where the fill looks alike, so that the fill of a large photo is not a blurred patch. `False`: the
+                fill scaled back up as it is: smoother, and higher on PSNR and SSIM.
             output_type (`str`, defaults to `"pil"`):
                 `"pil"`, `"np"` (float32 in [0, 1], `images[i]` of shape (H, W, 3)) or `"pt"` (float32 on the CPU,
                 `images[i]` of shape (3, H, W)). Photos of one size come stacked, as a (B, H, W, 3) array or a

@@ -132,16 +132,16 @@ def test_restore_detail_option_reaches_the_pipeline(tiny_pipeline_dir, tmp_path)
     grain = np.random.default_rng(0).choice([70, 140], size=(320, 320, 1)).repeat(3, axis=2).astype(np.uint8)
     PIL.Image.fromarray(grain).save(tmp_path / "grain.png")
     hole = np.zeros((320, 320), np.uint8)
-    hole[120:200, 120:200] = 255  # its window is scaled to --working-size 128: detail to restore
+    hole[100:220, 100:220] = 255  # its 152-px window is scaled to --working-size 64: detail to restore
     PIL.Image.fromarray(hole).save(tmp_path / "hole.png")
     pipe = RFRInpaintPipeline.from_pretrained(tiny_pipeline_dir)
     results = {}
     for flag, restore in (("--restore-detail", True), ("--no-restore-detail", False)):
         out = tmp_path / f"{restore}.png"
         assert cli_main(single((tmp_path / "grain.png", tmp_path / "hole.png"), out, tiny_pipeline_dir, flag,
-                               "--working-size", "128")) == 0
+                               "--working-size", "64")) == 0
         results[restore] = np.asarray(PIL.Image.open(out))
-        expected = pipe(PIL.Image.fromarray(grain), PIL.Image.fromarray(hole), working_size=128,
+        expected = pipe(PIL.Image.fromarray(grain), PIL.Image.fromarray(hole), working_size=64,
                         restore_detail=restore).images[0]
         assert np.array_equal(results[restore], np.asarray(expected)), flag
     assert not np.array_equal(results[True], results[False])
