@@ -256,9 +256,11 @@ def upscale_with_detail(window: torch.Tensor, hole: torch.Tensor, prediction: to
     fill there. Overlapping patches blend with variance-preserving weights, so the texture keeps its contrast."""
     _, height, width = window.shape
     _, h, w = prediction.shape
-    scale = max(height / h, width / w)
-    if scale <= DETAIL_MIN_SCALE or not hole.any():
+    # How far the window was scaled down: its longest side's factor (rounding each side to a multiple of 16 can make
+    # one side's factor a little larger; that is not a window scaled down further).
+    if max(height, width) / max(h, w) <= DETAIL_MIN_SCALE or not hole.any():
         return resize(prediction[None], (height, width))[0]
+    scale = max(height / h, width / w)
     small = resize(window[None], (h, w))[0]
     fill = torch.where(shrink_mask(hole, (h, w)), prediction, small)  # what the network saw, its fill in the hole
     upscaled = resize(fill[None], (height, width))[0]

@@ -214,6 +214,13 @@ def test_restored_detail_is_borrowed_from_known_pixels_that_look_like_the_fill()
             assert 0.7 * _grain(photo, hole) < _grain(restored, hole) < 1.3 * _grain(photo, hole)
         else:  # the flat side's look-alikes are flat: nothing is added there
             torch.testing.assert_close(restored[:, hole], plain[:, hole], rtol=0, atol=1e-6)
+    # Scaled 2× along its longest side, a window is left as the network filled it, even where rounding its other
+    # side to a multiple of 16 scaled that side a little more (264 px to 128).
+    tall, tall_hole = _textured_photo(512, 264), torch.zeros(512, 264, dtype=torch.bool)
+    tall_hole[200:300, 40:100] = True
+    small_tall = ip.resize(tall[None], (256, 128))[0]
+    torch.testing.assert_close(ip.upscale_with_detail(tall, tall_hole, small_tall),
+                               ip.resize(small_tall[None], (512, 264))[0])
     # Nothing to restore: a fill at full size, or no known patch far enough from the hole to trust.
     torch.testing.assert_close(ip.upscale_with_detail(photo, textured_hole, photo), photo)
     everywhere = torch.ones(256, 256, dtype=torch.bool)
