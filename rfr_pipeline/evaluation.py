@@ -77,7 +77,8 @@ def composite_metrics(comp: torch.Tensor, truth: torch.Tensor, hole: torch.Tenso
     """Per-image metrics of a batch: comp and truth (N, 3, H, W) in [0, 1], hole (N, 1, H, W), 1 = hole.
     Returns (N,) tensors: psnr (inf for a perfect composite), ssim, l1_percent, hole_l1 (0 without a hole) and
     hole_detail: the fine detail in the hole as a fraction of the photo's own there (the mean absolute difference
-    between neighbouring pixels of the hole, composite over truth; 1 = as textured as the photo, below = smoother)."""
+    between neighbouring pixels of the hole, composite over truth; 1 = as textured as the photo, below = smoother;
+    NaN where the truth is flat in the hole)."""
     from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
     comp, truth = comp.double(), truth.double()
@@ -88,8 +89,16 @@ def composite_metrics(comp: torch.Tensor, truth: torch.Tensor, hole: torch.Tenso
         "ssim": structural_similarity_index_measure(comp, truth, data_range=1.0, reduction="none"),
         "l1_percent": 100 * error.mean(dim=(1, 2, 3)),
         "hole_l1": (error * hole_pixels).sum(dim=(1, 2, 3)) / hole_pixels.sum(dim=(1, 2, 3)).clamp(min=1),
-        "hole_detail": _neighbour_differences(comp, hole) / _neighbour_differences(truth, hole).clamp(min=1e-12),
+        "hole_detail": _detail_ratio(comp, truth, hole),
     }
+
+
+def _detail_ratio(comp: torch.Tensor, truth: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """(N,) the composite's neighbour differences in the hole over the truth's; NaN where the truth is flat there (no
+    texture to compare with: `summarise` leaves such images out of the mean)."""
+    theirs = _neighbour_differences(truth, hole)
+    ratio = _neighbour_differences(comp, hole) / theirs.clamp(min=1e-12)
+    return torch.where(theirs > 1e-6, ratio, torch.full_like(ratio, float("nan")))
 
 
 def _neighbour_differences(images: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:

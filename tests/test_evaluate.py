@@ -46,6 +46,14 @@ def test_hole_detail_is_the_fills_fine_texture_as_a_fraction_of_the_photos():
     assert evaluation.image_metrics(flat, truth, hole)["hole_detail"] == 0
     assert evaluation.image_metrics(half, truth, hole)["hole_detail"] == pytest.approx(0.5)
     assert evaluation.image_metrics(stripes, truth, hole)["hole_detail"] == pytest.approx(0.5)
+    # A flat truth has no texture to compare with: NaN, left out of the means (a no-hole image has none either).
+    flat_truth = np.full_like(truth, 90)
+    undefined = evaluation.image_metrics(truth, flat_truth, hole)
+    no_hole = evaluation.image_metrics(truth, truth, np.zeros_like(hole))
+    assert math.isnan(undefined["hole_detail"]) and math.isnan(no_hole["hole_detail"])
+    rows = [{"bin": "1-10%", "method": "x", **undefined},
+            {"bin": "1-10%", "method": "x", **evaluation.image_metrics(half, truth, hole)}]
+    assert evaluation.summarise(rows)["1-10%|x"]["hole_detail"] == pytest.approx(0.5)
 
 
 def test_nvidia_bins_from_file_numbers():
