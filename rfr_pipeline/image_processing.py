@@ -245,12 +245,14 @@ DETAIL_PATCH = 8
 DETAIL_MIN_SCALE = 2.0
 
 
-def upscale_with_detail(window: torch.Tensor, hole: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+def upscale_with_detail(window: torch.Tensor, hole: torch.Tensor, small: torch.Tensor, small_hole: torch.Tensor,
+                        prediction: torch.Tensor) -> torch.Tensor:
     """Scale the network's fill of a window back to full size and add the fine detail that scaling the window down
     removed, borrowed from the window's own known pixels (contextual residual aggregation, Yi et al., CVPR 2020).
 
-    `window` (3, H, W) at full size, `hole` (H, W) bool, `prediction` (3, h, w) the network's output for the window
-    scaled to (h, w). Returns (3, H, W): the prediction scaled up as it is when the window was scaled down by at most
+    `window` (3, H, W) at full size and `hole` (H, W) bool; `small` (3, h, w) and `small_hole` (h, w) the same scaled
+    down for the network (`resize`, `shrink_mask`: what the pipeline already made); `prediction` (3, h, w) the
+    network's output for them. Returns (3, H, W): the prediction scaled up as it is when the window was scaled down by at most
     DETAIL_MIN_SCALE; else, inside the hole, the upscaled fill plus, for each patch, the detail layer
     (full size minus its scaled-down-and-up copy) of the known patch whose scaled-down content looks most like the
     fill there. Overlapping patches blend with variance-preserving weights, so the texture keeps its contrast."""
@@ -261,8 +263,7 @@ def upscale_with_detail(window: torch.Tensor, hole: torch.Tensor, prediction: to
     if max(height, width) / max(h, w) <= DETAIL_MIN_SCALE or not hole.any():
         return resize(prediction[None], (height, width))[0]
     scale = max(height / h, width / w)
-    small = resize(window[None], (h, w))[0]
-    fill = torch.where(shrink_mask(hole, (h, w)), prediction, small)  # what the network saw, its fill in the hole
+    fill = torch.where(small_hole, prediction, small)  # what the network saw, its fill in the hole
     upscaled = resize(fill[None], (height, width))[0]
     detail = window - resize(small[None], (height, width))[0]
     # Detail is trustworthy only where the scaled copy never mixed in hole pixels (bicubic reaches 2 low-res px).

@@ -68,9 +68,9 @@ def _check_working_size(working_size) -> None:
                          f"got {working_size!r}")
 
 
-def _check_flip_average(flip_average) -> None:
-    if not isinstance(flip_average, (bool, np.bool_)):
-        raise ValueError(f"flip_average must be True or False, got {flip_average!r}")
+def _check_bool(name: str, value) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
 @dataclass
@@ -115,7 +115,7 @@ class RFRInpaintPipeline(DiffusionPipeline):
         self.register_modules(rfrnet=rfrnet)
         _check_strategy(default_strategy)
         _check_working_size(default_working_size)
-        _check_flip_average(default_flip_average)
+        _check_bool("default_flip_average", default_flip_average)
         self.register_to_config(default_strategy=default_strategy, default_working_size=default_working_size,
                                 default_flip_average=default_flip_average)
 
@@ -146,11 +146,10 @@ class RFRInpaintPipeline(DiffusionPipeline):
         return [x]
 
     def check_inputs(self, strategy, output_type, working_size, crop_margin, mask_dilation, feather_radius,
-                     batch_size, flip_average, restore_detail=True):
+                     batch_size, flip_average, restore_detail):
         _check_strategy(strategy)
-        _check_flip_average(flip_average)
-        if not isinstance(restore_detail, (bool, np.bool_)):
-            raise ValueError(f"restore_detail must be True or False, got {restore_detail!r}")
+        _check_bool("flip_average", flip_average)
+        _check_bool("restore_detail", restore_detail)
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
         _check_working_size(working_size)
@@ -254,7 +253,8 @@ class RFRInpaintPipeline(DiffusionPipeline):
         for tile, pred in zip(tiles, predictions):
             t, l, b, r = tile.box
             if restore_detail and tuple(pred.shape[1:]) != (b - t, r - l):
-                canvas[:, t:b, l:r] = ip.upscale_with_detail(image[:, t:b, l:r], hole[t:b, l:r], pred)
+                canvas[:, t:b, l:r] = ip.upscale_with_detail(image[:, t:b, l:r], hole[t:b, l:r], tile.image,
+                                                             tile.hole, pred)
             else:
                 canvas[:, t:b, l:r] = ip.resize(pred[None], (b - t, r - l))[0]
         if feather_radius == 0:

@@ -114,6 +114,10 @@ def main(argv=None) -> int:
         parser.error(f"unknown baselines {unknown}; choose from {sorted(BASELINES)}")
     if not args.model and not baselines:
         parser.error("nothing to evaluate: give --model and/or --baselines")
+    if args.resolution < 0:
+        parser.error(f"--resolution must be a size in pixels, or 0 for photos at their own size, got {args.resolution}")
+    if args.masks_per_image < 1:
+        parser.error(f"--masks_per_image must be 1 or more, got {args.masks_per_image}")
     try:
         images = list_images([args.images], what="images")[: args.limit]
         masks = list_images([args.masks], what="masks")

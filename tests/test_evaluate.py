@@ -85,7 +85,7 @@ def test_the_verdict_names_every_bin_baseline_and_metric_the_model_loses():
     assert evaluation.verdict(summary, ["telea"]) == ""
 
 
-def test_end_to_end_with_a_tiny_model_and_telea(make_model, tmp_path):
+def test_end_to_end_with_a_tiny_model_and_telea(make_model, tmp_path, capsys):
     images, masks, out = tmp_path / "images", tmp_path / "masks", tmp_path / "out"
     images.mkdir()
     masks.mkdir()
@@ -124,6 +124,13 @@ def test_end_to_end_with_a_tiny_model_and_telea(make_model, tmp_path):
     report = json.loads((tmp_path / "native" / "metrics.json").read_text())
     assert code == 0 and report["restore_detail"] is False and report["summary"]["all|rfr-net"]["count"] == 4 * 3 * 2
     assert not list((tmp_path / "native").glob("grid-*"))
+    for option, value, message in (("--resolution", "-1", "--resolution must be a size in pixels, or 0"),
+                                   ("--masks_per_image", "0", "--masks_per_image must be 1 or more, got 0")):
+        with pytest.raises(SystemExit) as refused:
+            evaluate.main(["--images", str(images), "--masks", str(masks), "--output", str(tmp_path / "bad"),
+                           "--baselines", "telea", option, value])
+        assert refused.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
 
 def test_lpips_column_when_weights_are_given(tmp_path, capsys):

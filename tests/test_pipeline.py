@@ -207,7 +207,7 @@ def test_restored_detail_is_borrowed_from_known_pixels_that_look_like_the_fill()
     for hole, texture_expected in ((textured_hole, True), (flat_hole, False)):
         perfect = ip.resize(photo[None], (64, 64))[0]  # a network that fills the 4× smaller window exactly
         plain = ip.resize(perfect[None], (256, 256))[0]
-        restored = ip.upscale_with_detail(photo, hole, perfect)
+        restored = ip.upscale_with_detail(photo, hole, perfect, ip.shrink_mask(hole, (64, 64)), perfect)
         assert restored.shape == photo.shape and 0 <= restored.min() and restored.max() <= 1
         if texture_expected:  # the scaled-up fill is smooth; restored, its grain is the photo's own
             assert _grain(plain, hole) < 0.3 * _grain(photo, hole)
@@ -219,13 +219,15 @@ def test_restored_detail_is_borrowed_from_known_pixels_that_look_like_the_fill()
     tall, tall_hole = _textured_photo(512, 264), torch.zeros(512, 264, dtype=torch.bool)
     tall_hole[200:300, 40:100] = True
     small_tall = ip.resize(tall[None], (256, 128))[0]
-    torch.testing.assert_close(ip.upscale_with_detail(tall, tall_hole, small_tall),
+    torch.testing.assert_close(ip.upscale_with_detail(tall, tall_hole, small_tall,
+                                                      ip.shrink_mask(tall_hole, (256, 128)), small_tall),
                                ip.resize(small_tall[None], (512, 264))[0])
     # Nothing to restore: a fill at full size, or no known patch far enough from the hole to trust.
-    torch.testing.assert_close(ip.upscale_with_detail(photo, textured_hole, photo), photo)
+    torch.testing.assert_close(ip.upscale_with_detail(photo, textured_hole, photo, textured_hole, photo), photo)
     everywhere = torch.ones(256, 256, dtype=torch.bool)
     small = ip.resize(photo[None], (64, 64))[0]
-    torch.testing.assert_close(ip.upscale_with_detail(photo, everywhere, small), ip.resize(small[None], (256, 256))[0])
+    torch.testing.assert_close(ip.upscale_with_detail(photo, everywhere, small, ip.shrink_mask(everywhere, (64, 64)), small),
+                               ip.resize(small[None], (256, 256))[0])
 
 
 def test_the_pipeline_restores_detail_where_it_scaled_a_window_down(pipe):
@@ -498,7 +500,7 @@ def test_flip_average_is_the_mean_of_the_fill_and_the_mirrored_fill(box_mask, ph
     assert RFRInpaintPipeline.from_pretrained(tmp_path).config.default_flip_average is False
     with pytest.raises(ValueError, match="flip_average must be True or False, got 'yes'"):
         pipe(image, mask, flip_average="yes")
-    with pytest.raises(ValueError, match="flip_average must be True or False"):
+    with pytest.raises(ValueError, match="default_flip_average must be True or False, got 1"):
         RFRInpaintPipeline(rfrnet=pipe.rfrnet, default_flip_average=1)
 
 
