@@ -2,7 +2,6 @@
 checked here — speed claims come from full benchmark runs, compared against the official computation."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -70,32 +69,37 @@ def test_every_kind_of_benchmark_case_runs():
         torch.set_num_threads(threads)
 
 
-def test_benchmark_of_a_saved_model_measures_that_model_and_reports_cases_it_gives_up(make_model, tmp_path):
-
+def test_benchmark_of_a_saved_model_measures_that_model_and_reports_cases_it_gives_up(make_model, tmp_path, capsys):
+    # benchmark.main in this process (its command line is run above); each case still runs in its own process.
+    from benchmarks import benchmark
     from rfr_pipeline import RFRInpaintPipeline
 
     model = make_model(sample_size=32, trunk_channels=16)  # not the quick mode's own tiny model
     RFRInpaintPipeline(rfrnet=model).save_pretrained(tmp_path / "model")
     common = ["--threads", "1", "--model", str(tmp_path / "model"), "--kinds", "forward", "--resolutions", "32",
-              "--batch-sizes", "1"]
-    report, _ = run("benchmark.py", tmp_path, *common)
+              "--batch-sizes", "1", "--output", str(tmp_path / "report.json")]
+    assert benchmark.main(common) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
     assert report["model"] == str(tmp_path / "model")
     [result] = report["results"]
     assert result["parameters"] == sum(p.numel() for p in model.parameters()) and result["median_s"] > 0
 
-    report, stdout = run("benchmark.py", tmp_path, *common, "--case-timeout", "0.01")
-    [result] = report["results"]
+    benchmark.main([*common, "--case-timeout", "0.01"])
+    [result] = json.loads((tmp_path / "report.json").read_text())["results"]
     assert result["skipped"].startswith("did not finish within") and "median_s" not in result
-    assert "skipped: did not finish" in stdout
+    assert "skipped: did not finish" in capsys.readouterr().out
 
 
-def test_cuda_checks_refuse_to_run_without_a_gpu(tmp_path):
+def test_cuda_checks_refuse_to_run_without_a_gpu(tmp_path, monkeypatch, capsys):
     # The checks themselves need CUDA (their results: benchmarks/results/cuda_h200.json); on a CPU they say so.
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.cuda_checks", "--fixture", "x.pt",
-                           "--output", str(tmp_path / "out.json")], cwd=REPO_ROOT,
-                          check=False, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
-    assert proc.returncode != 0 and "no CUDA device" in proc.stderr
+    import torch
+
+    from benchmarks import cuda_checks
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a machine without a GPU
+    monkeypatch.setattr(sys, "argv", ["cuda_checks", "--fixture", "x.pt", "--output", str(tmp_path / "out.json")])
+    with pytest.raises(SystemExit, match="no CUDA device"):
+        cuda_checks.main()
     assert not (tmp_path / "out.json").exists()
 
 
