@@ -63,41 +63,12 @@ def records(output):
     return [json.loads(line) for line in (output / "manifest.jsonl").read_text().splitlines()]
 
 
-def test_two_processes_share_the_folder_and_a_relaunch_rewrites_nothing(make_folders, photo, tiny_pipeline_dir,
-                                                                         tmp_path):
-    images, masks = make_folders(tmp_path, 7)
-    code, log = launch(images, masks, tmp_path / "out", tiny_pipeline_dir, "--batch-size", "2")
-    assert code == 0, log[-4000:]
-    done = [r for r in records(tmp_path / "out") if r["status"] == "done"]
-    assert sorted(os.path.basename(r["image"]) for r in done) == sorted(p.name for p in images.iterdir())  # once
-    assert {r["process"] for r in done} == {0, 1}  # both processes at work
-    assert all(r["seconds"] > 0 for r in done)
-    assert log.count("7 of 7 images inpainted") == 1  # one summary, from the main process
-
-    # The same photos in one process, one at a time: the same pixels, within float rounding.
-    totals = inpaint_folder(images, masks, tmp_path / "single", str(tiny_pipeline_dir), progress=False)
-    assert totals == {"done": 7, "failed": 0, "skipped": 0}
-    for path in sorted(images.iterdir()):
-        ours = np.asarray(PIL.Image.open(tmp_path / "out" / path.name)).astype(int)
-        single = np.asarray(PIL.Image.open(tmp_path / "single" / path.name)).astype(int)
-        assert np.abs(ours - single).max() <= 1, path.name
-
-    # Relaunched with one unreadable photo added: nothing rewritten, and the processes' exit status says that a
-    # photo failed (they end through `rfr_pipeline.distributed.end_processes`, which must pass the status on).
-    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "out").glob("*.png")}
-    (images / "zz.png").write_bytes(b"not a png")
-    photo(96, 128).save(masks / "zz.png")
-    code, log = launch(images, masks, tmp_path / "out", tiny_pipeline_dir, "--batch-size", "2")
-    assert code == 1 and "zz.png" in log and "terminate called" not in log, log[-4000:]
-    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "out").glob("*.png")} == before
-    second = records(tmp_path / "out")[len(done):]
-    assert Counter(r["status"] for r in second) == {"skipped": 7, "failed": 1}
-
-
-def test_a_killed_process_loses_no_photo_and_a_relaunch_finishes_the_job(make_folders, tiny_pipeline_dir, tmp_path):
+def test_two_processes_share_the_folder_a_killed_one_loses_nothing_and_a_relaunch_finishes_rewriting_nothing(
+        make_folders, photo, tiny_pipeline_dir, tmp_path):
+    # (One job, launched twice: every launch starts three processes that import torch, so the checks share them.)
     images, masks = make_folders(tmp_path, 40)
     output = tmp_path / "out"
-    job = launch(images, masks, output, tiny_pipeline_dir, wait=False)
+    job = launch(images, masks, output, tiny_pipeline_dir, "--batch-size", "2", wait=False)
     try:
         deadline = time.time() + 300
         while len(list(output.glob("*.png"))) < 4:
@@ -112,17 +83,40 @@ def test_a_killed_process_loses_no_photo_and_a_relaunch_finishes_the_job(make_fo
         if job.poll() is None:
             os.killpg(job.pid, signal.SIGKILL)
             job.wait()
-    finished = len(list(output.glob("*.png")))
-    assert finished < 40, "the job finished before the kill: nothing was tested"
+    finished = sorted(output.glob("*.png"))
+    assert len(finished) < 40, "the job finished before the kill: nothing was tested"
     # Whatever carries a result's name is whole. A process killed mid-write can leave only its hidden `.tmp`
     # temporary, which no image glob matches (pathlib's `*.png` matches hidden files too).
-    for path in output.glob("*.png"):
+    for path in finished:
         PIL.Image.open(path).load()
     assert all(p.name.startswith(".") and p.suffix == ".tmp" for p in output.iterdir()
                if p.suffix != ".png" and p.name != "manifest.jsonl"), sorted(p.name for p in output.iterdir())
+    first = len(records(output))
 
-    code, log = launch(images, masks, output, tiny_pipeline_dir)
-    assert code == 0, log[-4000:]
-    assert sorted(p.name for p in output.glob("*.png")) == sorted(p.name for p in images.iterdir())
+    # Relaunched with one unreadable photo added: the rest is finished by both processes, the results already there
+    # are not rewritten, and the exit status says that a photo failed (the processes end through
+    # `rfr_pipeline.distributed.end_processes`, which must pass the status on).
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in finished}
+    (images / "zz.png").write_bytes(b"not a png")
+    photo(96, 128).save(masks / "zz.png")
+    code, log = launch(images, masks, output, tiny_pipeline_dir, "--batch-size", "2")
+    assert code == 1 and "zz.png" in log and "terminate called" not in log, log[-4000:]
+    assert log.count(f"{40 - len(before)} of {41 - len(before)} images inpainted") == 1, log[-4000:]  # main only
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in output.glob("*.png") if p.name in before} == before
+    assert sorted(p.name for p in output.glob("*.png")) == sorted(p.name for p in images.iterdir() if p.name != "zz.png")
+    second = records(output)[first:]
+    assert Counter(r["status"] for r in second) == {"skipped": len(before), "done": 40 - len(before), "failed": 1}
+    assert {r["process"] for r in second if r["status"] == "done"} == {0, 1}  # both processes at work
+    assert all(r["seconds"] > 0 for r in second if r["status"] == "done")
     done = Counter(os.path.basename(r["image"]) for r in records(output) if r["status"] == "done")
-    assert set(done) == {p.name for p in images.iterdir()} and set(done.values()) == {1}  # each exactly once
+    assert set(done) == {p.name for p in finished} | {p.name for p in images.iterdir()} - {"zz.png"}
+    assert set(done.values()) == {1}  # each exactly once, over both launches
+
+    # The same photos in one process, one at a time: the same pixels, within float rounding.
+    (images / "zz.png").unlink()
+    totals = inpaint_folder(images, masks, tmp_path / "single", str(tiny_pipeline_dir), progress=False)
+    assert totals == {"done": 40, "failed": 0, "skipped": 0}
+    for path in sorted(images.iterdir()):
+        ours = np.asarray(PIL.Image.open(output / path.name)).astype(int)
+        single = np.asarray(PIL.Image.open(tmp_path / "single" / path.name)).astype(int)
+        assert np.abs(ours - single).max() <= 1, path.name

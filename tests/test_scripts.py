@@ -64,9 +64,6 @@ def test_converted_fixture_reproduces_the_official_output_through_the_pipeline(s
     result = pipe(image=image, mask_image=hole[0], output_type="pt").images
     # The pipeline shows images in [0, 1]: the official composite, clamped as saving it to a file does.
     torch.testing.assert_close(result, fixture["comp"].clamp(0, 1), rtol=0, atol=1e-5)
-    with torch.no_grad():
-        raw = pipe.rfrnet(image, 1 - hole)
-    torch.testing.assert_close(raw, fixture["output"], rtol=0, atol=1e-5)
 
 
 def test_push_to_hub_checks_the_folder_before_uploading(tmp_path, capsys):

@@ -49,13 +49,6 @@ def env():
     return {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
 
-def run(args, timeout=300):
-    proc = subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, timeout=timeout,
-                          env=env())
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    return proc.stdout + proc.stderr
-
-
 @pytest.fixture
 def train_here(monkeypatch, caplog):
     """train_here(args) runs scripts/train.py's main in this process (one CPU process, as `python train.py` would)
@@ -129,7 +122,7 @@ def test_resume_continues_exactly(data_dir, tmp_path, train_here):
         torch.testing.assert_close(resumed[name], tensor, rtol=1e-6, atol=1e-7, msg=name)
 
 
-def test_a_killed_run_resumes_from_its_last_checkpoint(data_dir, tmp_path):
+def test_a_killed_run_resumes_from_its_last_checkpoint(data_dir, tmp_path, train_here):
     out = tmp_path / "killed"
     args = train_args(data_dir, out, "--max_train_steps", "400", "--checkpointing_steps", "1",
                       "--checkpoints_total_limit", "2", "--ema_decay", "0.5")  # the EMA is checkpointed too
@@ -144,8 +137,8 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(data_dir, tmp_path):
         proc.wait()
     done = sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
     assert done and done[-1] >= 3  # an interrupted save (".checkpoint-N.incomplete") never counts as a checkpoint
-    log = run(train_args(data_dir, out, "--max_train_steps", str(done[-1] + 2), "--resume_from_checkpoint", "latest",
-                         "--checkpoints_total_limit", "2", "--ema_decay", "0.5"))
+    log = train_here(train_args(data_dir, out, "--max_train_steps", str(done[-1] + 2), "--resume_from_checkpoint",
+                                "latest", "--checkpoints_total_limit", "2", "--ema_decay", "0.5"))
     assert f"checkpoint-{done[-1]} at step {done[-1]}" in log
     assert (out / "pipeline" / "model_index.json").is_file()
     assert sorted(p.name for p in out.glob("checkpoint-*")) == [f"checkpoint-{done[-1] + 1}", f"checkpoint-{done[-1] + 2}"]
@@ -251,11 +244,11 @@ def test_finetune_phase_can_start_from_recalibrated_statistics(data_dir, tmp_pat
     assert {end[name].item() for name in end if name.endswith("num_batches_tracked")} == {3, 3 * 6}
 
 
-def test_refuses_random_vgg_unless_asked(data_dir, tmp_path):
+def test_refuses_random_vgg_unless_asked(data_dir, tmp_path, train_here, monkeypatch):
     args = [a for a in train_args(data_dir, tmp_path / "x", "--max_train_steps", "1") if a != "--allow_random_vgg"]
-    proc = subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, timeout=300,
-                          env={**env(), "TORCH_HOME": str(tmp_path / "empty-torch-home")})
-    assert proc.returncode != 0 and "--vgg_weights" in proc.stderr
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))  # no VGG16 weights anywhere
+    with pytest.raises(SystemExit, match="Pass --vgg_weights"):
+        train_here(args)
 
 
 def test_pixel_losses_alone_need_no_vgg(data_dir, tmp_path, train_here):
