@@ -468,7 +468,8 @@ def test_examples_are_complete_and_licensed():
         hole = painted(value["layers"][0])
         assert 0 < hole.mean() < 0.5 and PIL.Image.open(value["background"]).size == hole.shape[::-1]
     licence = (EXAMPLES / "LICENSE.md").read_text()
-    assert all(name in licence for name in ("coffee_photo.png", "astronaut_photo.png", "raccoon_photo.png"))
+    assert all(name in licence for name in ("coffee_photo.png", "astronaut_photo.png", "raccoon_photo.png",
+                                                   "raccoon_1024.jpg", "hopper_photo.jpg"))
 
 
 @requires_chromium
