@@ -109,7 +109,9 @@ class ONNXRFRNet:
     """An exported RFR-Net on onnxruntime, usable where the pipeline uses its `RFRNet`: called with (image,
     known_mask) tensors, it returns the prediction as a tensor. It runs where its execution providers run (the CPU by
     default; `providers=["CUDAExecutionProvider", "CPUExecutionProvider"]` for onnxruntime-gpu), so tensors go in
-    and come out on the CPU."""
+    and come out on the CPU. Without `session_options`, onnxruntime uses as many threads as PyTorch does here
+    (`torch.get_num_threads()`, which follows `OMP_NUM_THREADS` and `torch.set_num_threads`), not its own default of
+    every core, so one setting governs both routes and processes that share a machine do not crowd each other out."""
 
     def __init__(self, path: str | Path, providers: list | None = None, session_options=None):
         import onnxruntime
@@ -122,6 +124,9 @@ class ONNXRFRNet:
         self.default_strategy = metadata["default_strategy"]
         self.default_working_size = metadata["default_working_size"]
         self.default_flip_average = metadata.get("default_flip_average", False)  # older exports do not record it
+        if session_options is None:
+            session_options = onnxruntime.SessionOptions()
+            session_options.intra_op_num_threads, session_options.inter_op_num_threads = torch.get_num_threads(), 1
         self.session = onnxruntime.InferenceSession(str(self.path), sess_options=session_options,
                                                     providers=providers or ["CPUExecutionProvider"])
         self.device, self.dtype = torch.device("cpu"), torch.float32

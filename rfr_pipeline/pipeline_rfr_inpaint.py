@@ -122,8 +122,9 @@ class RFRInpaintPipeline(DiffusionPipeline):
     @classmethod
     def from_onnx(cls, path, providers: list | None = None, session_options=None) -> RFRInpaintPipeline:
         """The pipeline around an ONNX file of `scripts/export_onnx.py`, the network running on onnxruntime (the
-        `[onnx]` extra) with the execution `providers` given (default: the CPU). Strategies, compositing and the
-        checkpoint's serving defaults are the same as for the folder it was exported from."""
+        `[onnx]` extra) with the execution `providers` given (default: the CPU) and `session_options` (default: as
+        many threads as PyTorch uses, `torch.get_num_threads()`). Strategies, compositing and the checkpoint's
+        serving defaults are the same as for the folder it was exported from."""
         from .onnx_model import ONNXRFRNet
 
         network = ONNXRFRNet(path, providers, session_options)

@@ -102,6 +102,9 @@ def test_onnxruntime_reproduces_the_official_fixtures_from_one_file(official):
 def test_the_pipeline_on_onnxruntime_matches_the_pytorch_pipeline(faces_onnx, photo, box_mask):
     on_torch = RFRInpaintPipeline.from_pretrained(FACES_MODEL)
     on_onnx = RFRInpaintPipeline.from_onnx(faces_onnx)
+    # onnxruntime uses PyTorch's thread count (this worker's share of the cores), not every core
+    threads = on_onnx.rfrnet.session.get_session_options().intra_op_num_threads
+    assert threads == torch.get_num_threads(), (threads, torch.get_num_threads())
     assert on_onnx.config.default_strategy == on_torch.config.default_strategy
     assert on_onnx.config.default_flip_average == on_torch.config.default_flip_average
     image, mask = photo(200, 300), box_mask(200, 300, ((40, 50, 120, 160), (150, 200, 190, 290)))
