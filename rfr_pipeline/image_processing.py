@@ -322,6 +322,18 @@ def hole_radius(hole: torch.Tensor, percentile: float = 90) -> float:
     return float(np.percentile(ndimage.distance_transform_edt(hole)[hole], percentile))
 
 
+def hole_depths(hole: torch.Tensor) -> np.ndarray:
+    """(H, W) for each hole pixel its chessboard distance (px) to the nearest known pixel of the array (0 outside the
+    hole): the metric in which RFR-Net's square partial-convolution windows grow the known region. Where the array
+    has no known pixel at all, every hole pixel gets the array's longest side (farther than anything can reach)."""
+    from scipy import ndimage
+
+    array = hole.numpy()
+    if array.all():
+        return np.full(array.shape, max(array.shape), dtype=np.int32)
+    return ndimage.distance_transform_cdt(array, metric="chessboard").astype(np.int32)
+
+
 def region_boxes(hole: torch.Tensor, margin: int, min_size: int) -> list[tuple[int, int, int, int]]:
     """Crop windows (top, left, bottom, right) covering every connected hole region plus `margin` px of context,
     at least `min_size` px on a side where the image allows; overlapping windows are merged."""

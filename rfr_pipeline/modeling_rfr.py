@@ -440,6 +440,24 @@ def check_config(**config) -> None:
         raise ValueError(f"trunk_kernel_size must be odd, got {config['trunk_kernel_size']}")
 
 
+@torch.no_grad()
+def known_regions(known_mask: torch.Tensor, trunk_kernel_size: int, num_iterations: int) -> list[torch.Tensor]:
+    """The region RFR-Net has reasoned about after its stem and after each recurrent iteration (the paper's area
+    identification), for a (B, 1, H, W) known mask (1 = known): `num_iterations + 1` masks of that shape, 1 =
+    reached. The last is the region `RFRNet.forward`'s prediction rests on: a hole pixel outside it gets no features
+    at all (the merge divides nothing by almost nothing) and comes back dark, so the pipeline sizes its windows to
+    leave none out. Only the partial convolutions' mask updates, as max pooling (for a binary mask, the max over a
+    window is clamp(window count, 0, 1)): milliseconds at any size."""
+    k = trunk_kernel_size
+    mask = F.max_pool2d(known_mask.float(), 7, 2, 3)  # stem_conv1: 7×7, stride 2
+    mask = F.max_pool2d(mask, k, 1, k // 2)  # stem_conv2
+    regions = [mask]
+    for _ in range(num_iterations):  # area identification: area_conv1, area_conv2
+        mask = F.max_pool2d(F.max_pool2d(mask, k, 1, k // 2), k, 1, k // 2)
+        regions.append(mask)
+    return [F.interpolate(region, scale_factor=2.0, mode="nearest") for region in regions]
+
+
 class RFRNet(ModelMixin, ConfigMixin):
     r"""The RFR-Net generator.
 
@@ -565,6 +583,13 @@ class RFRNet(ModelMixin, ConfigMixin):
         x = F.leaky_relu(x, inplace=True)
         x = torch.cat([x, self.tail_bottleneck(x)], dim=1)
         return self.out_conv(x)
+
+    def known_regions(self, known_mask: torch.Tensor) -> list[torch.Tensor]:
+        """Where the network has reasoned after its stem and after each recurrent iteration: `known_regions` (the
+        module's function) for this network's configuration."""
+        known = self._check_inputs(torch.zeros(known_mask.shape[0], 3, *known_mask.shape[2:],
+                                               device=known_mask.device), known_mask)
+        return known_regions(known, self.config.trunk_kernel_size, self.config.num_iterations)
 
     _check_values = True
 

@@ -20,7 +20,7 @@ from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
 from . import image_processing as ip
 from ._diffusers_registration import register
-from .modeling_rfr import SIZE_MULTIPLE, RFRNet
+from .modeling_rfr import SIZE_MULTIPLE, RFRNet, known_regions
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,12 @@ ATTENTION_WARNING_GIB = 4
 # scale at which the model saw whole objects. (Measured at 512² on both embedded models: README, "Images of any size".)
 THIN_HOLE_RADIUS = 14
 THIN_WINDOW_GIB = 1.0
+# How deep a hole the network fills in one pass (chessboard px from the nearest known pixel, at the scale it sees),
+# as a fraction of how far its recurrent area identification reaches (`RFRInpaintPipeline.reach`: 80 px for the
+# published configuration). Past the reach a pixel gets no features and comes back black; near it, few iterations
+# have reasoned about it, and the fill drifts into colours the photo does not have. Deeper holes get a coarse pass
+# first, at a scale where they are this shallow (docs/large-images.md).
+REACH_FRACTION = 0.6
 
 
 def attention_memory_gib(height: int, width: int) -> float:
@@ -81,6 +87,7 @@ class _Tile:
     image: torch.Tensor  # (3, h, w) what the network sees
     hole: torch.Tensor  # (h, w) bool
     box: tuple[int, int, int, int]  # (top, left, bottom, right) in the original image
+    fills: torch.Tensor  # (bottom - top, right - left) bool: the pixels of the box its prediction is written to
 
 
 class RFRInpaintPipeline(DiffusionPipeline):
@@ -202,7 +209,7 @@ class RFRInpaintPipeline(DiffusionPipeline):
             if gib > ATTENTION_WARNING_GIB:
                 logger.warning("strategy='original' on a %d×%d image needs about %.0f GiB for the attention alone; "
                                "strategy='crop' or 'resize' needs a fraction of that", w, h, gib)
-            return [_Tile(index, image, hole, (0, 0, h, w))]
+            return [_Tile(index, image, hole, (0, 0, h, w), hole)]
         if strategy == "resize":
             return [self._scaled_tile(index, image, hole, (0, 0, h, w), working_size)]
         tiles = []
@@ -214,12 +221,69 @@ class RFRInpaintPipeline(DiffusionPipeline):
         return tiles
 
     @staticmethod
-    def _scaled_tile(index, image, hole, box, working_size) -> _Tile:
+    def _scaled_tile(index, image, hole, box, working_size, fills=None) -> _Tile:
         h, w = hole.shape
+        fills = hole if fills is None else fills
         if max(h, w) <= working_size:
-            return _Tile(index, image, hole, box)
+            return _Tile(index, image, hole, box, fills)
         size = ip.fit_size(h, w, working_size, SIZE_MULTIPLE)
-        return _Tile(index, ip.resize(image[None], size)[0], ip.shrink_mask(hole, size), box)
+        return _Tile(index, ip.resize(image[None], size)[0], ip.shrink_mask(hole, size), box, fills)
+
+    def reach(self) -> int:
+        """How deep into a hole (chessboard px from the nearest known pixel, at the scale the network sees) the
+        network's area identification reaches after its last iteration (`known_regions`): 80 px for the published
+        configuration (7×7 windows, 6 iterations), 54 for the 5×5 variant."""
+        config = self.rfrnet.config
+        width = 4 * (2 * config.num_iterations + 1) * config.trunk_kernel_size + SIZE_MULTIPLE
+        known = torch.zeros(1, 1, SIZE_MULTIPLE, width)
+        known[..., 0] = 1  # one known column: the reached columns beyond it are the reach
+        reached = known_regions(known, config.trunk_kernel_size, config.num_iterations)[-1]
+        return int(reached[0, 0, 0].sum().item()) - 1
+
+    def _split_deep(self, tile: _Tile, image: torch.Tensor, hole: torch.Tensor, strategy: str,
+                    working_size: int, depth_limit: int) -> tuple[_Tile | None, torch.Tensor]:
+        """For a tile whose hole is deeper than `depth_limit` at its scale: a coarse tile, at a scale where nothing
+        is deeper than the limit, with more context (the whole image for "original" and "resize", else a window
+        grown to `working_size` at that scale), and what is left for the tile itself (full-size (bottom - top,
+        right - left) bool). With "original" the coarse tile fills only the deep core (the hole pixels beyond the
+        limit) and the tile keeps the band along the hole's edge at full size; otherwise the coarse tile fills it
+        all (a core filled apart from its band shows as rings). (None, tile.fills) where the tile is shallow enough
+        as it is, or where its image has no known pixel at all."""
+        depths = ip.hole_depths(tile.hole)
+        deepest = int(depths.max())
+        if deepest <= depth_limit or hole.all():
+            return None, tile.fills
+        t, l, b, r = tile.box
+        core = tile.fills
+        if strategy == "original":
+            core = core & (ip.resize(torch.from_numpy(depths > depth_limit)[None, None].float(), (b - t, r - l),
+                                     mode="nearest")[0, 0] > 0.5)
+        height, width = hole.shape
+        scale = max(tile.hole.shape) / max(b - t, r - l) * depth_limit / deepest
+        if strategy in ("original", "resize"):
+            box = (0, 0, height, width)
+        else:
+            side = int(working_size / scale)
+            top, bottom = ip._expand(t, b, 0, side, height)
+            left, right = ip._expand(l, r, 0, side, width)
+            box = (top, left, bottom, right)
+        top, left, bottom, right = box
+        fills = torch.zeros(bottom - top, right - left, dtype=torch.bool)
+        fills[t - top : b - top, l - left : r - left] = core
+        longest = max(SIZE_MULTIPLE, int(max(bottom - top, right - left) * scale))
+        while True:  # rounding to multiples of 16 and `shrink_mask` may leave a pixel deeper: shrink until none is
+            coarse = self._scaled_tile(tile.index, image[:, top:bottom, left:right], hole[top:bottom, left:right], box,
+                                       longest, fills)
+            if longest <= SIZE_MULTIPLE or ip.hole_depths(coarse.hole).max() <= depth_limit:
+                return coarse, tile.fills & ~core
+            longest = max(SIZE_MULTIPLE, int(longest * 0.85))
+
+    def _rescaled(self, tile: _Tile, image: torch.Tensor, fills: torch.Tensor) -> _Tile:
+        """`tile` again, over `image` (its coarse pass pasted in) with only `fills` left to fill, at the same size."""
+        t, l, b, r = tile.box
+        size = tuple(tile.hole.shape)
+        return _Tile(tile.index, ip.resize(image[None, :, t:b, l:r], size)[0], ip.shrink_mask(fills, size), tile.box,
+                     fills)
 
     def run(self, tiles: list[_Tile], batch_size: int, flip_average: bool = False) -> list[torch.Tensor]:
         """The network's prediction for each tile, clamped to [0, 1], on the CPU in float32; with `flip_average`, the
@@ -248,16 +312,24 @@ class RFRInpaintPipeline(DiffusionPipeline):
     # -- 4. composite -------------------------------------------------------------------------------------------
 
     @staticmethod
-    def composite(image: torch.Tensor, hole: torch.Tensor, tiles, predictions, feather_radius: int,
-                  restore_detail: bool = True) -> torch.Tensor:
-        canvas = image.clone()
+    def paste(canvas: torch.Tensor, image: torch.Tensor, tiles, predictions, restore_detail: bool = True,
+              hole: torch.Tensor | None = None) -> None:
+        """Write each tile's prediction, at full size, into `canvas` where the tile fills (`_Tile.fills`), and where
+        `hole` (H, W) is given, over the known pixels of its box too (for `feather_radius` to blend into)."""
         for tile, pred in zip(tiles, predictions):
             t, l, b, r = tile.box
             if restore_detail and tuple(pred.shape[1:]) != (b - t, r - l):
-                canvas[:, t:b, l:r] = ip.upscale_with_detail(image[:, t:b, l:r], hole[t:b, l:r], tile.image,
-                                                             tile.hole, pred)
+                fill = ip.upscale_with_detail(image[:, t:b, l:r], tile.fills, tile.image, tile.hole, pred)
             else:
-                canvas[:, t:b, l:r] = ip.resize(pred[None], (b - t, r - l))[0]
+                fill = ip.resize(pred[None], (b - t, r - l))[0]
+            written = tile.fills if hole is None else tile.fills | ~hole[t:b, l:r]
+            canvas[:, t:b, l:r] = torch.where(written, fill, canvas[:, t:b, l:r])
+
+    @classmethod
+    def composite(cls, image: torch.Tensor, hole: torch.Tensor, tiles, predictions, feather_radius: int,
+                  restore_detail: bool = True) -> torch.Tensor:
+        canvas = image.clone()
+        cls.paste(canvas, image, tiles, predictions, restore_detail, hole)
         if feather_radius == 0:
             return torch.where(hole, canvas, image)  # known pixels stay the input's own values, exactly
         weight = ip.feather_weights(hole, feather_radius)
@@ -360,15 +432,30 @@ class RFRInpaintPipeline(DiffusionPipeline):
         for n, (img, hole) in enumerate(zip(images, holes)):
             if hole.any():
                 tiles += self._tiles(n, img.rgb, hole, strategy, working_size, crop_margin)
+        # Holes deeper than the network reaches get their core filled by a coarse pass first, which then counts as
+        # known to the tile itself (`_split_deep`).
+        depth_limit = int(REACH_FRACTION * self.reach())
+        splits = [self._split_deep(tile, images[tile.index].rgb, holes[tile.index], strategy, working_size,
+                                   depth_limit) for tile in tiles]
+        coarse = [c for c, _ in splits if c is not None]
+        bases = [img.rgb for img in images]  # what each photo's tiles see: the photo, with any coarse fill pasted in
+        if coarse:
+            coarse_predictions = self.run(coarse, batch_size, flip_average)
+            for n in {c.index for c in coarse}:
+                bases[n] = bases[n].clone()
+                mine = [(c, p) for c, p in zip(coarse, coarse_predictions) if c.index == n]
+                self.paste(bases[n], images[n].rgb, *zip(*mine), restore_detail)
+            tiles = [tile if c is None else self._rescaled(tile, bases[tile.index], band)
+                     for tile, (c, band) in zip(tiles, splits) if band.any()]
         predictions = self.run(tiles, batch_size, flip_average) if tiles else []
 
         results = []
-        for n, (img, hole) in enumerate(zip(images, holes)):
+        for n, (base, hole) in enumerate(zip(bases, holes)):
             mine = [(t, p) for t, p in zip(tiles, predictions) if t.index == n]
             if not mine:
-                results.append(img.rgb)
+                results.append(base)
                 continue
-            results.append(self.composite(img.rgb, hole, *zip(*mine), feather_radius, restore_detail))
+            results.append(self.composite(base, hole, *zip(*mine), feather_radius, restore_detail))
         self.maybe_free_model_hooks()
 
         if output_type == "pil":
