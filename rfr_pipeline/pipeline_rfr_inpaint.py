@@ -232,7 +232,7 @@ class RFRInpaintPipeline(DiffusionPipeline):
     def reach(self) -> int:
         """How deep into a hole (chessboard px from the nearest known pixel, at the scale the network sees) the
         network's area identification reaches after its last iteration (`known_regions`): 80 px for the published
-        configuration (7×7 windows, 6 iterations), 54 for the 5×5 variant."""
+        configuration (7×7 windows, 6 iterations), 55 for the 5×5 variant."""
         config = self.rfrnet.config
         width = 4 * (2 * config.num_iterations + 1) * config.trunk_kernel_size + SIZE_MULTIPLE
         known = torch.zeros(1, 1, SIZE_MULTIPLE, width)

@@ -1,0 +1,236 @@
+"""Large holes in large photos: every hole pixel is reached by the network's area identification, whatever the
+photo's size, the hole's size and shape, the strategy and the model (docs/large-images.md).
+
+"Reached" is measured from the network itself: each forward's known mask goes through `RFRNet.known_regions`
+(checked here against the masks `forward` really computes), and every hole pixel of each photo must be written by
+some tile (`_Tile.fills`)."""
+
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import PIL.ImageDraw
+import pytest
+import torch
+from scipy import ndimage
+
+from rfr_pipeline import FACES_MODEL, SCENES_MODEL, RFRInpaintPipeline
+from rfr_pipeline.modeling_rfr import known_regions
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+# -- hole shapes, drawn to a target fraction of the photo ------------------------------------------------------------
+
+
+def _draw(shape: str, width: int, height: int, scale: float) -> PIL.Image.Image:
+    """One hole of `shape`, centred, `scale` times a reference size (the photo's shorter side)."""
+    mask = PIL.Image.new("L", (width, height))
+    draw = PIL.ImageDraw.Draw(mask)
+    cx, cy, s = width / 2, height / 2, scale * min(width, height)
+    if shape == "square":
+        draw.rectangle([cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2], fill=255)
+    elif shape == "disk":
+        draw.ellipse([cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2], fill=255)
+    elif shape == "stroke":  # a thick brush stroke across the photo
+        points = [(cx - s, cy - s / 3), (cx - s / 3, cy + s / 4), (cx + s / 3, cy - s / 4), (cx + s, cy + s / 3)]
+        draw.line(points, fill=255, width=max(2, int(s / 6)), joint="curve")
+    elif shape == "person":  # head, body, two legs
+        draw.ellipse([cx - s / 10, cy - s / 2, cx + s / 10, cy - s * 0.3], fill=255)
+        draw.rounded_rectangle([cx - s / 6, cy - s * 0.3, cx + s / 6, cy + s * 0.1], radius=s / 20, fill=255)
+        draw.rectangle([cx - s / 7, cy + s * 0.1, cx - s / 40, cy + s / 2], fill=255)
+        draw.rectangle([cx + s / 40, cy + s * 0.1, cx + s / 7, cy + s / 2], fill=255)
+    elif shape == "car":  # body, cabin, two wheels
+        draw.rectangle([cx - s, cy - s / 6, cx + s, cy + s / 5], fill=255)
+        draw.polygon([(cx - s / 2, cy - s / 6), (cx - s / 3, cy - s / 2.2), (cx + s / 3, cy - s / 2.2),
+                      (cx + s / 1.8, cy - s / 6)], fill=255)
+        for wheel in (cx - s * 0.6, cx + s * 0.6):
+            draw.ellipse([wheel - s / 5, cy, wheel + s / 5, cy + s / 2.5], fill=255)
+    else:
+        raise ValueError(shape)
+    return mask
+
+
+def hole_mask(shape: str, width: int, height: int, fraction: float) -> PIL.Image.Image:
+    """A `shape` hole covering about `fraction` of a width × height photo (found by bisection on its scale)."""
+    low, high = 0.0, 3.0
+    for _ in range(18):
+        middle = (low + high) / 2
+        area = np.asarray(_draw(shape, width, height, middle)).astype(bool).mean()
+        low, high = (middle, high) if area < fraction else (low, middle)
+    return _draw(shape, width, height, (low + high) / 2)
+
+
+def noisy_flat_photo(width: int, height: int, colour=(120, 130, 110), noise=4, seed=0) -> PIL.Image.Image:
+    rng = np.random.default_rng(seed)
+    array = np.clip(rng.normal(0, noise, (height, width, 3)) + np.array(colour), 0, 255).astype(np.uint8)
+    return PIL.Image.fromarray(array)
+
+
+# -- what the network reached, from the network --------------------------------------------------------------------
+
+
+class Coverage:
+    """Records, during pipeline calls, each forward's hole pixels that the network's area identification did not
+    reach, and each tile's pixels written back to its photo."""
+
+    def __init__(self, pipe, monkeypatch):
+        self.unreached, self.forwards, self.written = 0, 0, {}
+        pipe.rfrnet.register_forward_hook(self._on_forward)
+        paste = RFRInpaintPipeline.paste
+
+        def recording_paste(canvas, image, tiles, predictions, restore_detail=True, hole=None):
+            for tile in tiles:
+                t, l, b, r = tile.box
+                written = self.written.setdefault(tile.index, torch.zeros(image.shape[1:], dtype=torch.bool))
+                written[t:b, l:r] |= tile.fills
+            return paste(canvas, image, tiles, predictions, restore_detail, hole)
+
+        monkeypatch.setattr(RFRInpaintPipeline, "paste", staticmethod(recording_paste))
+
+    def _on_forward(self, module, args, output):
+        _, known = args
+        reached = module.known_regions(known)[-1]
+        self.unreached += int(((known[:, :1] == 0) & (reached == 0)).sum())
+        self.forwards += 1
+
+    def check(self, *holes: np.ndarray) -> None:
+        assert self.forwards > 0
+        assert self.unreached == 0, f"{self.unreached} hole pixels the network's area identification never reached"
+        for n, hole in enumerate(holes):
+            written = self.written[n].numpy()
+            assert not (hole & ~written).any(), f"{int((hole & ~written).sum())} hole pixels no tile filled"
+
+
+@pytest.fixture
+def tiny_pipe(make_model):
+    pipe = RFRInpaintPipeline(rfrnet=make_model(sample_size=64))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_known_regions_are_the_masks_forward_computes(make_model):
+    model = make_model(trunk_kernel_size=5)
+    seen = []
+    model.area_conv2.register_forward_hook(lambda module, args, output: seen.append(output[1]))
+    known = torch.ones(2, 1, 192, 160)
+    known[0, :, 10:180, 20:150] = 0
+    known[1, :, :, 40:] = 0
+    with torch.no_grad():
+        model(torch.rand(2, 3, 192, 160), known)
+    regions = model.known_regions(known)
+    assert len(regions) == model.config.num_iterations + 1 == len(seen) + 1
+    for region, mask in zip(regions[1:], seen):
+        assert torch.equal(region, torch.nn.functional.interpolate(mask, scale_factor=2.0))
+    assert (regions[-1] == 0).any() and not torch.equal(regions[0], regions[-1])  # it grew, and stopped short
+
+
+@pytest.mark.parametrize(("kernel", "iterations", "reach"), [(7, 6, 81), (5, 6, 55), (7, 3, 45)])
+def test_reach_follows_the_configuration(make_model, kernel, iterations, reach):
+    pipe = RFRInpaintPipeline(rfrnet=make_model(trunk_kernel_size=kernel, num_iterations=iterations))
+    assert pipe.reach() == reach
+    # A square hole as deep as the reach is reached to its centre; one pixel deeper is not.
+    for depth, complete in ((reach, True), (reach + 2, False)):
+        known = torch.ones(1, 1, 2 * depth + 64, 2 * depth + 64)
+        known[..., 32 : 32 + 2 * depth, 32 : 32 + 2 * depth] = 0
+        reached = known_regions(known, kernel, iterations)[-1]
+        assert bool(reached.all()) is complete
+
+
+SWEEP = [  # (width, height, shape, fraction, strategies): 600×400 to 4000×3000 and a portrait 1080×1920
+    (600, 400, "square", 0.01, ("auto", "crop", "resize", "original")),
+    (600, 400, "disk", 0.3, ("auto", "crop", "resize", "original")),
+    (600, 400, "person", 0.1, ("auto", "crop", "resize", "original")),
+    (600, 400, "square", 0.6, ("auto", "crop", "resize", "original")),
+    (1200, 900, "car", 0.1, ("auto", "crop", "resize")),
+    (1200, 900, "stroke", 0.05, ("auto", "crop", "resize")),
+    (1080, 1920, "person", 0.3, ("auto", "crop", "resize")),
+    (1080, 1920, "disk", 0.6, ("auto", "crop", "resize")),
+    (2000, 1500, "square", 0.1, ("auto", "crop", "resize")),
+    (4000, 3000, "car", 0.05, ("auto", "crop", "resize")),
+    (4000, 3000, "square", 0.6, ("auto", "crop", "resize")),
+    (4000, 3000, "stroke", 0.01, ("auto",)),
+]
+
+
+@pytest.mark.parametrize(("width", "height", "shape", "fraction", "strategies"), SWEEP)
+def test_every_hole_pixel_is_reached(tiny_pipe, monkeypatch, width, height, shape, fraction, strategies):
+    mask = hole_mask(shape, width, height, fraction)
+    hole = np.asarray(mask) > 127
+    assert abs(hole.mean() - fraction) < 0.2 * fraction + 0.002
+    photo = noisy_flat_photo(width, height)
+    for strategy in strategies:
+        coverage = Coverage(tiny_pipe, monkeypatch)
+        result = tiny_pipe(photo, mask, strategy=strategy, working_size=128, flip_average=False).images[0]
+        assert result.size == (width, height)
+        coverage.check(hole)
+        tiny_pipe.rfrnet._forward_hooks.clear()
+
+
+EMBEDDED = {"scenes": SCENES_MODEL, "faces": FACES_MODEL}
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    pipes = {name: RFRInpaintPipeline.from_pretrained(path) for name, path in EMBEDDED.items()}
+    for pipe in pipes.values():
+        pipe.set_progress_bar_config(disable=True)
+    return pipes
+
+
+# The embedded models' fills drift from a flat photo's colour (docs/large-images.md): measured here, the mean over
+# the hole is up to 10 levels off in one channel for the scenes model and 29 for the face model (which pulls every
+# fill towards skin tones), and 95 % of the fill within 15 and 20 levels of its own mean. That is the networks, not
+# the coverage (the same drift shows at 256² in one pass), and short of the goal of a few levels; these bounds keep
+# it from getting worse.
+FLAT_DRIFT = {"scenes": 12, "faces": 32}
+FLAT_SPREAD = {"scenes": 16, "faces": 22}
+
+
+@pytest.mark.parametrize("name", ["scenes", "faces"])
+@pytest.mark.parametrize(("width", "height", "shape", "fraction", "strategy"), [
+    (600, 400, "square", 0.3, "original"),  # a coarse pass for the core, the band at full size
+    (1200, 900, "disk", 0.26, "auto"),
+    (1080, 1920, "person", 0.1, "crop"),
+    (2000, 1500, "square", 0.6, "resize"),
+])
+def test_embedded_models_fill_a_flat_photo_flat(embedded, monkeypatch, name, width, height, shape, fraction, strategy):
+    colour = np.array((120, 130, 110))
+    mask = hole_mask(shape, width, height, fraction)
+    hole = np.asarray(mask) > 127
+    coverage = Coverage(embedded[name], monkeypatch)
+    result = np.asarray(embedded[name](noisy_flat_photo(width, height), mask, strategy=strategy).images[0])
+    coverage.check(hole)
+    fill = result[hole].astype(float)
+    assert (fill.max(1) > 40).all(), "dark pixels in the fill of a photo whose darkest channel is about 110"
+    assert np.abs(fill.mean(0) - colour).max() <= FLAT_DRIFT[name]
+    # flat: no rings or blotches, the fill varies about as little as the photo's noise and the drift allow
+    assert np.percentile(np.abs(fill - fill.mean(0)), 95) <= FLAT_SPREAD[name]
+
+
+def foreign_colour_fraction(result: np.ndarray, hole: np.ndarray, ring: int = 60) -> float:
+    """The fraction of hole pixels whose chroma (R−G, G−B) lies outside the range of the `ring`-px band around the
+    hole: colours the photo does not have there."""
+    around = ndimage.binary_dilation(hole, iterations=ring) & ~hole
+    rgb = result.astype(int)
+    chroma = np.stack([rgb[..., 0] - rgb[..., 1], rgb[..., 1] - rgb[..., 2]], -1)
+    low, high = chroma[around].min(0), chroma[around].max(0)
+    return float(((chroma[hole] < low) | (chroma[hole] > high)).any(1).mean())
+
+
+@pytest.mark.parametrize("name", ["scenes", "faces"])
+def test_removing_a_dandelion_from_a_real_photo(embedded, monkeypatch, name):
+    """The README's large-photo example at half size (2656×1494; the figure is made at full size): the big dandelion
+    and its stalk removed, 18 % of the photo, with every strategy but "original" (whose attention would need
+    hundreds of GiB at this size)."""
+    photo = PIL.Image.open(EXAMPLES / "dandelions_photo.jpg").reduce(2)
+    mask = PIL.Image.open(EXAMPLES / "dandelions_mask.png").reduce(2)
+    hole = np.asarray(mask) > 127
+    assert 0.15 < hole.mean() < 0.2
+    for strategy in ("auto", "crop", "resize"):
+        coverage = Coverage(embedded[name], monkeypatch)
+        result = np.asarray(embedded[name](photo, mask, strategy=strategy).images[0])
+        coverage.check(hole)
+        assert foreign_colour_fraction(result, hole) < 0.005, strategy
+        assert np.array_equal(result[~hole], np.asarray(photo)[~hole])
+        embedded[name].rfrnet._forward_hooks.clear()
