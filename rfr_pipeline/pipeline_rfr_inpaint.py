@@ -110,6 +110,7 @@ class RFRInpaintPipeline(DiffusionPipeline):
         `working_size` when larger), pasted back;
       * `"auto"`: `"original"` when the longest side is at most `working_size`, else `"crop"`, except that a window
         whose holes are thin (`THIN_HOLE_RADIUS`) is kept at full size as far as memory allows (`THIN_WINDOW_GIB`).
+    Whatever the strategy, no hole pixel is left beyond the network's reach (`reach`, `_split_deep`).
     Unless the checkpoint says otherwise (`default_strategy`, `default_working_size`), the strategy is `"auto"` and
     `working_size` twice the resolution the model was trained at (`rfrnet.config.sample_size`).
     """
@@ -415,8 +416,9 @@ class RFRInpaintPipeline(DiffusionPipeline):
             `return_dict` is `False`.
 
         A full mask leaves the network no context: it returns a flat colour, the network's fill of an empty canvas.
-        Holes much wider than the model's training holes (about 160 px at 256²) are not fully reached by its
-        recurrent filling: their centres come out grey-ish; use `strategy="resize"` or a smaller `working_size`.
+        Every other hole is filled to its centre, whatever its size: a window whose hole is deeper than the
+        network's recurrence reaches well (`REACH_FRACTION` of `reach()`) is filled at a smaller scale with more
+        context around it (with `"original"`, only its core; the band along its edge stays at full size).
         """
         strategy = strategy or self.config.default_strategy
         flip_average = self.config.default_flip_average if flip_average is None else flip_average

@@ -6,7 +6,8 @@ in scikit-image's `skimage/data/coffee.png`; `astronaut_photo.png` is the face i
 (public domain), cropped as `astronaut.png[40:200, 142:302]` of scikit-image's copy; `raccoon_1024.jpg` is SciPy's
 public-domain raccoon (`scipy.misc.face()`), of which this script makes the 600×400 `raccoon_photo.png`. It draws their
 masks: over the spoon; scratches over the raccoon, as on a damaged print; over the mouth and chin, for the embedded
-face model. Deterministic."""
+face model; over the big dandelion of `dandelions_photo.jpg` (a 16 MP photograph by Clemens Engelhardt, CC0, as
+distributed in Debian's lomiri-wallpapers-16.04 package). Deterministic."""
 
 from pathlib import Path
 
@@ -70,6 +71,16 @@ def main() -> None:
     layer = PIL.Image.new("RGBA", face.size, (0, 0, 0, 0))
     PIL.ImageDraw.Draw(layer).rounded_rectangle((54, 90, 122, 132), radius=12, fill=(255, 51, 102, 255))
     layer.save(OUT / "astronaut_mask.png")
+    # A large photo (5312×2988, 16 MP): the big dandelion and its stalk painted over, 18 % of the photo (an L mask:
+    # the size of a painted RGBA layer would be four times as large in the repository).
+    dandelions = PIL.Image.open(OUT / "dandelions_photo.jpg")
+    mask = PIL.Image.new("L", dandelions.size, 0)
+    draw = PIL.ImageDraw.Draw(mask)
+    k = dandelions.width / 800  # drawn on an 800-px preview's coordinates
+    cx, cy = 235 * k, 143 * k
+    draw.ellipse([cx - 150 * k, cy - 125 * k, cx + 150 * k, cy + 125 * k], fill=255)
+    draw.line([(cx, cy), (cx + 2 * k, 452 * k)], fill=255, width=int(30 * k))
+    mask.save(OUT / "dandelions_mask.png")
 
 
 if __name__ == "__main__":
