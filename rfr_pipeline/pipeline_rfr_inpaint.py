@@ -40,7 +40,9 @@ THIN_WINDOW_GIB = 1.0
 # as a fraction of how far its recurrent area identification reaches (`RFRInpaintPipeline.reach`: 80 px for the
 # published configuration). Past the reach a pixel gets no features and comes back black; near it, few iterations
 # have reasoned about it, and the fill drifts into colours the photo does not have. Deeper holes get a coarse pass
-# first, at a scale where they are this shallow (docs/large-images.md).
+# first, at a scale where they are this shallow (docs/large-images.md). A window the network sees at full size (the
+# paper's setting: a 256² photo, or "original") is left as it is unless a pixel would be out of reach altogether, so
+# the published model's outputs at its own resolution stay the official code's.
 REACH_FRACTION = 0.6
 
 
@@ -252,12 +254,14 @@ class RFRInpaintPipeline(DiffusionPipeline):
         as it is, or where its image has no known pixel at all."""
         depths = ip.hole_depths(tile.hole)
         deepest = int(depths.max())
-        if deepest <= depth_limit or hole.all():
-            return None, tile.fills
         t, l, b, r = tile.box
+        # At full size (the paper's setting) only what is out of reach altogether; a scaled window within the limit.
+        tile_limit = self.reach() if tuple(tile.hole.shape) == (b - t, r - l) else depth_limit
+        if deepest <= tile_limit or hole.all():
+            return None, tile.fills
         core = tile.fills
         if strategy == "original":
-            core = core & (ip.resize(torch.from_numpy(depths > depth_limit)[None, None].float(), (b - t, r - l),
+            core = core & (ip.resize(torch.from_numpy(depths > tile_limit)[None, None].float(), (b - t, r - l),
                                      mode="nearest")[0, 0] > 0.5)
         height, width = hole.shape
         scale = max(tile.hole.shape) / max(b - t, r - l) * depth_limit / deepest
