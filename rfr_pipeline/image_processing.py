@@ -334,6 +334,41 @@ def hole_depths(hole: torch.Tensor) -> np.ndarray:
     return ndimage.distance_transform_cdt(array, metric="chessboard").astype(np.int32)
 
 
+def smooth_fill(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """(3, H, W): `image` with its hole filled by a smooth interpolation of the known colours (push-pull: averages of
+    the known pixels over ever larger blocks, then each level's holes filled from the level above)."""
+    value, weight = (image * ~hole)[None], (~hole).float()[None, None]
+    levels = [(value, weight)]
+    while not bool((weight > 0).all()) and max(weight.shape[-2:]) > 1:
+        value, weight = F.avg_pool2d(value, 2, ceil_mode=True), F.avg_pool2d(weight, 2, ceil_mode=True)
+        levels.append((value, weight))
+    filled = value / weight.clamp_min(1e-8)
+    for value, weight in reversed(levels[:-1]):
+        above = F.interpolate(filled, size=value.shape[-2:], mode="bilinear", align_corners=False)
+        filled = value / weight.clamp_min(1e-8) * weight.clamp(max=1) + above * (1 - weight.clamp(max=1))
+    return filled[0]
+
+
+def low_pass(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """(C, H, W) blurred by three box filters of side 2·radius + 1 (close to a Gaussian of σ ≈ radius)."""
+    x = x[None]
+    for _ in range(3):
+        x = F.avg_pool2d(F.pad(x, (radius,) * 4, mode="replicate"), 2 * radius + 1, stride=1)
+    return x[0]
+
+
+def anchor_colours(prediction: torch.Tensor, image: torch.Tensor, hole: torch.Tensor, depths: np.ndarray,
+                   depth: int) -> torch.Tensor:
+    """The network's fill of a deep hole with its broad colour (what survives a blur of radius `depth`) taken from a
+    smooth interpolation of the colours around the hole (`smooth_fill`) instead, fully from `depth` px into the hole
+    (`depths`: `hole_depths(hole)`), fading out towards its edge; its finer structure stays the network's. RFR-Net's
+    fills drift in colour with the depth (a flat photo's deep hole came back up to 34 levels off); this keeps them
+    to the colours around the hole."""
+    fill = torch.where(hole, prediction, image)
+    weight = (torch.from_numpy(depths).float() / depth).clamp_(0, 1)
+    return (prediction + weight * (low_pass(smooth_fill(image, hole), depth) - low_pass(fill, depth))).clamp_(0, 1)
+
+
 def region_boxes(hole: torch.Tensor, margin: int, min_size: int) -> list[tuple[int, int, int, int]]:
     """Crop windows (top, left, bottom, right) covering every connected hole region plus `margin` px of context,
     at least `min_size` px on a side where the image allows; overlapping windows are merged."""

@@ -37,13 +37,19 @@ ATTENTION_WARNING_GIB = 4
 THIN_HOLE_RADIUS = 14
 THIN_WINDOW_GIB = 1.0
 # How deep a hole the network fills in one pass (chessboard px from the nearest known pixel, at the scale it sees),
-# as a fraction of how far its recurrent area identification reaches (`RFRInpaintPipeline.reach`: 80 px for the
-# published configuration). Past the reach a pixel gets no features and comes back black; near it, few iterations
-# have reasoned about it, and the fill drifts into colours the photo does not have. Deeper holes get a coarse pass
-# first, at a scale where they are this shallow (docs/large-images.md). A window the network sees at full size (the
-# paper's setting: a 256² photo, or "original") is left as it is unless a pixel would be out of reach altogether, so
-# the published model's outputs at its own resolution stay the official code's.
+# as a fraction of how far its recurrent area identification reaches (`RFRInpaintPipeline.reach`: 81 px for the
+# published configuration, so 48 px). Past the reach a pixel gets no features and comes back black; near it, few
+# iterations have reasoned about it and the fill drifts. Deeper holes get a coarse pass first, at a scale where they
+# are this shallow. 0.8 kept the 512² evaluations' 50-60 % holes as they were, but left colours the photo does not
+# have in the dandelion example at full size (0.4 % and 1.6 % of the hole; 0.0 % with 0.6), which costs 0.003-0.006
+# SSIM there instead (docs/large-images.md). A window the network sees at full size (the paper's setting: a 256²
+# photo, or "original") is left as it is unless a pixel would be out of reach altogether, so the published model's
+# outputs at its own resolution stay the official code's.
 REACH_FRACTION = 0.6
+# Those coarse fills drift in colour with the depth (a flat photo's came back up to 34 levels off): from this
+# fraction of the depth limit (16 px) inwards, their broad colour is the smooth interpolation of their surroundings'
+# (`ip.anchor_colours`). Only there: anchoring every scaled window cost PSNR, SSIM and L1 at 512² (the docs).
+ANCHOR_FRACTION = 1 / 3
 
 
 def attention_memory_gib(height: int, width: int) -> float:
@@ -90,6 +96,7 @@ class _Tile:
     hole: torch.Tensor  # (h, w) bool
     box: tuple[int, int, int, int]  # (top, left, bottom, right) in the original image
     fills: torch.Tensor  # (bottom - top, right - left) bool: the pixels of the box its prediction is written to
+    anchor_depth: int = 0  # > 0: a deep hole's fill, its broad colour anchored to its surroundings (`ip.anchor_colours`)
 
 
 class RFRInpaintPipeline(DiffusionPipeline):
@@ -234,7 +241,7 @@ class RFRInpaintPipeline(DiffusionPipeline):
 
     def reach(self) -> int:
         """How deep into a hole (chessboard px from the nearest known pixel, at the scale the network sees) the
-        network's area identification reaches after its last iteration (`known_regions`): 80 px for the published
+        network's area identification reaches after its last iteration (`known_regions`): 81 px for the published
         configuration (7×7 windows, 6 iterations), 55 for the 5×5 variant."""
         config = self.rfrnet.config
         width = 4 * (2 * config.num_iterations + 1) * config.trunk_kernel_size + SIZE_MULTIPLE
@@ -244,8 +251,9 @@ class RFRInpaintPipeline(DiffusionPipeline):
         return int(reached[0, 0, 0].sum().item()) - 1
 
     def _split_deep(self, tile: _Tile, image: torch.Tensor, hole: torch.Tensor, strategy: str,
-                    working_size: int, depth_limit: int) -> tuple[_Tile | None, torch.Tensor]:
-        """For a tile whose hole is deeper than `depth_limit` at its scale: a coarse tile, at a scale where nothing
+                    working_size: int, reach: int) -> tuple[_Tile | None, torch.Tensor]:
+        """For a tile whose hole is deeper than `REACH_FRACTION` × `reach` at its scale (or, at full size, than the
+        reach itself): a coarse tile, at a scale where nothing
         is deeper than the limit, with more context (the whole image for "original" and "resize", else a window
         grown to `working_size` at that scale), and what is left for the tile itself (full-size (bottom - top,
         right - left) bool). With "original" the coarse tile fills only the deep core (the hole pixels beyond the
@@ -255,8 +263,9 @@ class RFRInpaintPipeline(DiffusionPipeline):
         depths = ip.hole_depths(tile.hole)
         deepest = int(depths.max())
         t, l, b, r = tile.box
+        depth_limit = int(REACH_FRACTION * reach)
         # At full size (the paper's setting) only what is out of reach altogether; a scaled window within the limit.
-        tile_limit = self.reach() if tuple(tile.hole.shape) == (b - t, r - l) else depth_limit
+        tile_limit = reach if tuple(tile.hole.shape) == (b - t, r - l) else depth_limit
         if deepest <= tile_limit or hole.all():
             return None, tile.fills
         core = tile.fills
@@ -280,15 +289,17 @@ class RFRInpaintPipeline(DiffusionPipeline):
             coarse = self._scaled_tile(tile.index, image[:, top:bottom, left:right], hole[top:bottom, left:right], box,
                                        longest, fills)
             if longest <= SIZE_MULTIPLE or ip.hole_depths(coarse.hole).max() <= depth_limit:
+                coarse.anchor_depth = max(1, round(ANCHOR_FRACTION * depth_limit))
                 return coarse, tile.fills & ~core
             longest = max(SIZE_MULTIPLE, int(longest * 0.85))
 
-    def _rescaled(self, tile: _Tile, image: torch.Tensor, fills: torch.Tensor) -> _Tile:
+    @staticmethod
+    def _rescaled(tile: _Tile, image: torch.Tensor, fills: torch.Tensor, anchor_depth: int) -> _Tile:
         """`tile` again, over `image` (its coarse pass pasted in) with only `fills` left to fill, at the same size."""
         t, l, b, r = tile.box
         size = tuple(tile.hole.shape)
         return _Tile(tile.index, ip.resize(image[None, :, t:b, l:r], size)[0], ip.shrink_mask(fills, size), tile.box,
-                     fills)
+                     fills, anchor_depth)
 
     def run(self, tiles: list[_Tile], batch_size: int, flip_average: bool = False) -> list[torch.Tensor]:
         """The network's prediction for each tile, clamped to [0, 1], on the CPU in float32; with `flip_average`, the
@@ -323,6 +334,8 @@ class RFRInpaintPipeline(DiffusionPipeline):
         `hole` (H, W) is given, over the known pixels of its box too (for `feather_radius` to blend into)."""
         for tile, pred in zip(tiles, predictions):
             t, l, b, r = tile.box
+            if tile.anchor_depth:
+                pred = ip.anchor_colours(pred, tile.image, tile.hole, ip.hole_depths(tile.hole), tile.anchor_depth)
             if restore_detail and tuple(pred.shape[1:]) != (b - t, r - l):
                 fill = ip.upscale_with_detail(image[:, t:b, l:r], tile.fills, tile.image, tile.hole, pred)
             else:
@@ -438,21 +451,23 @@ class RFRInpaintPipeline(DiffusionPipeline):
         for n, (img, hole) in enumerate(zip(images, holes)):
             if hole.any():
                 tiles += self._tiles(n, img.rgb, hole, strategy, working_size, crop_margin)
-        # Holes deeper than the network reaches get their core filled by a coarse pass first, which then counts as
-        # known to the tile itself (`_split_deep`).
-        depth_limit = int(REACH_FRACTION * self.reach())
-        splits = [self._split_deep(tile, images[tile.index].rgb, holes[tile.index], strategy, working_size,
-                                   depth_limit) for tile in tiles]
-        coarse = [c for c, _ in splits if c is not None]
-        bases = [img.rgb for img in images]  # what each photo's tiles see: the photo, with any coarse fill pasted in
-        if coarse:
-            coarse_predictions = self.run(coarse, batch_size, flip_average)
-            for n in {c.index for c in coarse}:
+        # A tile whose hole is too deep for the network is replaced by a coarser one (`_split_deep`); with
+        # "original" that one fills only the deep core, first, and the tile then fills the band around it.
+        reach = self.reach()
+        splits = [self._split_deep(tile, images[tile.index].rgb, holes[tile.index], strategy, working_size, reach)
+                  for tile in tiles]
+        cores = [coarse for coarse, band in splits if coarse is not None and band.any()]
+        bases = [img.rgb for img in images]  # what each photo's tiles see: the photo, with any core pasted in
+        if cores:
+            core_predictions = self.run(cores, batch_size, flip_average)
+            for n in {c.index for c in cores}:
                 bases[n] = bases[n].clone()
-                mine = [(c, p) for c, p in zip(coarse, coarse_predictions) if c.index == n]
+                mine = [(c, p) for c, p in zip(cores, core_predictions) if c.index == n]
                 self.paste(bases[n], images[n].rgb, *zip(*mine), restore_detail)
-            tiles = [tile if c is None else self._rescaled(tile, bases[tile.index], band)
-                     for tile, (c, band) in zip(tiles, splits) if band.any()]
+        for n, (coarse, band) in enumerate(splits):
+            if coarse is not None:  # the coarse tile instead, or the tile around its core
+                tiles[n] = (self._rescaled(tiles[n], bases[tiles[n].index], band, coarse.anchor_depth) if band.any()
+                            else coarse)
         predictions = self.run(tiles, batch_size, flip_average) if tiles else []
 
         results = []
