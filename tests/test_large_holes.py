@@ -218,6 +218,7 @@ FLAT_DRIFT = {"scenes": 5, "faces": 16}
 FLAT_SPREAD = {"scenes": 12, "faces": 20}
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", ["scenes", "faces"])
 @pytest.mark.parametrize(("width", "height", "shape", "fraction", "strategy"), [
     (600, 400, "square", 0.3, "original"),  # a coarse pass for the core, the band at full size
@@ -249,6 +250,7 @@ def foreign_colour_fraction(result: np.ndarray, hole: np.ndarray, ring: int = 60
     return float(((chroma[hole] < low) | (chroma[hole] > high)).any(1).mean())
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", ["scenes", "faces"])
 def test_removing_a_dandelion_from_a_real_photo(embedded, monkeypatch, name):
     """The README's large-photo example at half size (2656×1494; the figure is made at full size): the big dandelion
@@ -280,6 +282,7 @@ def test_smooth_fill_interpolates_the_colours_around_the_hole():
     assert torch.equal(ip.smooth_fill(image, torch.zeros_like(hole)), image)
 
 
+@pytest.mark.numerics
 def test_anchor_colours_takes_a_deep_fills_broad_colour_from_its_surroundings_and_keeps_its_detail():
     colour = torch.tensor([0.5, 0.3, 0.2])[:, None, None]
     image = colour.expand(3, 256, 256).clone()
