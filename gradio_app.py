@@ -10,6 +10,7 @@ per model (a queue); results are PNG.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import re
 import shutil
@@ -27,6 +28,7 @@ from gradio import processing_utils
 from gradio.data_classes import FileData
 
 from rfr_pipeline import DEFAULT_MODEL, EMBEDDED_MODELS
+from rfr_pipeline.atomic import atomic_file
 from rfr_pipeline.cli import UsageError, load_pipeline
 from rfr_pipeline.pipeline_rfr_inpaint import STRATEGIES
 
@@ -44,6 +46,10 @@ RESULTS_KEPT_SECONDS = 3600  # results (and Gradio's copies of them) are deleted
 QUEUE_SIZE = 16  # waiting requests beyond these are told the demo is busy
 EDITOR_HEIGHT = 480
 PAINT = "#ff3366"
+PAINT_RGB = (0xFF, 0x33, 0x66)
+# zlib level 1: a 12-megapixel result in 0.7 s instead of 3.2 s at PIL's default 6, for a file 17 % larger (measured
+# in docs/large-images.md; OpenCV's default is 1 too). Lossless either way.
+PNG_COMPRESS_LEVEL = 1
 # The brush (and eraser) radius follows the photo: its longer side / BRUSH_DIVISOR (at least MIN_BRUSH_RADIUS px), so
 # a stroke covers the same share of a 160-px face as of a 4000-px photo. Gradio's own "auto" is a fixed 25 px, and
 # resizing the brush from the server as a photo loads wipes what was painted, so the page does it (JS below).
@@ -51,6 +57,7 @@ BRUSH_DIVISOR = 64
 MIN_BRUSH_RADIUS = 2
 BRUSH_RADIUS = 9  # until a photo is loaded (600-px examples / 64)
 NOT_AN_IMAGE = "This file is not an image the demo can read: please upload a PNG, JPEG or WebP photo."
+TOO_LARGE = "This photo {size}; the demo takes up to {megapixels} megapixels. Please upload a smaller one."
 # The embedded models' tabs: a title, and what the model is good for (shown above its editor).
 EMBEDDED_TABS = {
     "scenes": ("Scenes and objects", ("A small model trained briefly on photos of landscapes, streets, rooms and "
@@ -65,17 +72,81 @@ CSS = """
 /* On a phone the editor's tool column would cover the photo's left edge: fit the photo beside it instead. */
 @media (max-width: 640px) { .rfr-editor .pixi-target { margin-left: 52px; width: calc(100% - 52px) !important; } }
 """
-# A file the browser cannot draw never reaches the app (the editor stays empty): say so in the page itself. And the
-# brush follows the photo's size (BRUSH_DIVISOR), through the editor Gradio exposes as window.editor: the one mounted
-# last, so with a tab per model each editor is picked up as its tab first shows it.
+# The page's own script (Gradio's ImageEditor is used as it is; this file only adds to it):
+# - What Run sends. The editor would send three photo-sized PNGs it re-encodes from its canvases (the photo, the
+#   paint, and both together): 6 s for a 12-megapixel photo in Chromium before the request even leaves, and the photo
+#   as the browser decoded it (16-bit photos cut to 8 bits, transparent pixels turned black). Here it sends the file
+#   the user chose, as it is, and the paint layer alone. A photo that came from a URL (an example) goes the
+#   editor's own way.
+# - A file the browser cannot draw, or a photo over the size limit, never reaches the app: the page says so at
+#   upload, in a note of its own that the next upload or Run clears.
+# - The brush follows the photo's size (BRUSH_DIVISOR).
+# Editors are reached through window.editor (the one mounted last), so with a tab per model each editor is picked up
+# as its tab first shows it.
 JS = """
 () => {
-  const followed = new WeakSet();
-  const followPhotoSize = () => {
-    setTimeout(followPhotoSize, 200);
+  const seen = new WeakSet();
+  const chosen = new WeakMap();  // editor → the file the user chose, sent as it is
+  const exportLayer = (editor, container) => new Promise((resolve, reject) => {
+    const bounds = container.getLocalBounds();
+    const Rectangle = (bounds.rectangle || bounds).constructor;
+    const {pixels, width, height} = editor.app.renderer.extract.pixels(
+      {target: container, resolution: 1, frame: new Rectangle(0, 0, editor.width, editor.height)});
+    const canvas = document.createElement("canvas");
+    canvas.width = width;
+    canvas.height = height;
+    const context = canvas.getContext("2d");
+    const data = context.createImageData(width, height);
+    data.data.set(pixels);  // (premultiplied colour: only the alpha, where paint is, matters to the app)
+    context.putImageData(data, 0, 0);
+    canvas.toBlob((blob) => blob ? resolve(blob) : reject(new Error("layer export failed")));
+  });
+  const sendOriginals = (editor) => {
+    const addImage = editor.add_image.bind(editor);
+    editor.add_image = async (options) => {
+      const result = await addImage(options);
+      const image = options && options.image;
+      if (image instanceof Blob) chosen.set(editor, image); else chosen.delete(editor);
+      return result;
+    };
+    for (const name of ["add_image_from_url", "reset_canvas"]) {
+      const original = editor[name].bind(editor);
+      editor[name] = (...args) => { chosen.delete(editor); return original(...args); };
+    }
+    const getBlobs = editor.get_blobs.bind(editor);
+    const exportBlobs = async () => {
+      const photo = chosen.get(editor);
+      const layers = editor.layer_manager && editor.layer_manager.layers;
+      if (!photo || !layers) return getBlobs();
+      try {
+        return {background: photo, layers: await Promise.all(layers.map((l) => exportLayer(editor, l.container))),
+                composite: null};
+      } catch (error) {
+        console.warn("sending the editor's own export instead:", error);
+        return getBlobs();
+      }
+    };
+    // Gradio asks for the value again as the request's status changes (twice more per Run): the same export is
+    // reused until the editor changes (a stroke, undo, redo, a new photo).
+    let edits = 0, last = null;
+    editor.on("change", () => { edits += 1; });
+    editor.on("input", () => { edits += 1; });
+    editor.get_blobs = () => {
+      const state = {edits, history: editor.command_manager && editor.command_manager.history,
+                     photo: chosen.get(editor)};
+      if (!last || Object.keys(state).some((key) => state[key] !== last.state[key])) {
+        last = {state, blobs: exportBlobs()};
+        last.blobs.catch(() => { last = null; });
+      }
+      return last.blobs;
+    };
+  };
+  const followEditors = () => {
+    setTimeout(followEditors, 200);
     const editor = window.editor;
-    if (!editor || !editor.dimensions || !editor.tools || followed.has(editor)) return;
-    followed.add(editor);
+    if (!editor || !editor.dimensions || !editor.tools || seen.has(editor)) return;
+    seen.add(editor);
+    sendOriginals(editor);
     editor.dimensions.subscribe(({width, height}) => {
       const radius = Math.max(MIN_BRUSH_RADIUS, Math.round(Math.max(width, height) / BRUSH_DIVISOR));
       const brush = editor.tools.get("brush");
@@ -85,22 +156,42 @@ JS = """
       window.rfrBrushRadius = radius;
     });
   };
-  followPhotoSize();
+  followEditors();
+  const note = (element, text) => {
+    const panel = element.closest(".rfr-panel");
+    const box = panel && panel.querySelector(".rfr-upload-note");
+    if (box) box.textContent = text;
+    return panel;
+  };
   document.addEventListener("change", async (event) => {
     const input = event.target;
     if (!(input instanceof HTMLInputElement) || input.type !== "file" || !input.closest(".rfr-editor")) return;
     const file = input.files && input.files[0];
     if (!file) return;
+    const panel = note(input, "");
+    const url = URL.createObjectURL(file);
+    const image = new Image();  // its size comes from the header; the pixels are not decoded until drawn
     try {
-      (await createImageBitmap(file)).close();
+      await new Promise((resolve, reject) => { image.onload = resolve; image.onerror = reject; image.src = url; });
     } catch (error) {
-      const status = input.closest(".rfr-panel").querySelector(".rfr-status");
-      if (status) status.textContent = NOT_AN_IMAGE;
+      note(input, NOT_AN_IMAGE);
+      return;
+    } finally {
+      URL.revokeObjectURL(url);
     }
+    const limit = Number(panel && panel.querySelector(".rfr-upload-note").dataset.maxPixels);
+    if (limit && image.naturalWidth * image.naturalHeight > limit) {
+      note(input, TOO_LARGE.replace("{size}", `is ${image.naturalWidth}×${image.naturalHeight}`)
+                           .replace("{megapixels}", Math.round(limit / 1e6)));
+    }
+  }, true);
+  document.addEventListener("click", (event) => {  // Run: the result's status replaces any upload note
+    const button = event.target instanceof Element && event.target.closest(".rfr-run");
+    if (button) note(button, "");
   }, true);
 }
 """.replace("NOT_AN_IMAGE", repr(NOT_AN_IMAGE)).replace("MIN_BRUSH_RADIUS", str(MIN_BRUSH_RADIUS)).replace(
-    "BRUSH_DIVISOR", str(BRUSH_DIVISOR))
+    "BRUSH_DIVISOR", str(BRUSH_DIVISOR)).replace("TOO_LARGE", repr(TOO_LARGE))
 
 
 def resolve_models(name: str | None) -> dict[str, str]:
@@ -133,8 +224,7 @@ def open_image(value, message: str, max_pixels: int | None = None) -> PIL.Image.
 
 def too_large(width, height, max_pixels) -> str:
     size = f"is {width}×{height}" if width else "is far larger than that"
-    return (f"This photo {size}; the demo takes up to {max_pixels / 1e6:.0f} megapixels. Please upload a smaller "
-            "one.")
+    return TOO_LARGE.format(size=size, megapixels=f"{max_pixels / 1e6:.0f}")
 
 
 class PhotoEditor(gr.ImageEditor):
@@ -154,7 +244,9 @@ class PhotoEditor(gr.ImageEditor):
 
 
 def painted_mask(editor_value: dict, size: tuple[int, int]) -> np.ndarray:
-    """What the user painted, over all layers: a pixel is in the hole if any layer covers it, whatever the colour."""
+    """The hole, over all layers. A layer with transparent pixels is paint (the editor's, or an API caller's): a pixel
+    is in the hole wherever it has paint, however faint or dark. An opaque layer (mode L or RGB, or RGBA with every
+    pixel opaque) is a conventional mask, as diffusers and `RFRInpaintPipeline` take it: white (≥ 128) = repaint."""
     hole = np.zeros((size[1], size[0]), bool)
     for layer in editor_value.get("layers") or []:
         if layer is None:
@@ -163,8 +255,33 @@ def painted_mask(editor_value: dict, size: tuple[int, int]) -> np.ndarray:
         if layer.size != size:
             layer = layer.resize(size, PIL.Image.Resampling.NEAREST)
         rgba = np.asarray(layer.convert("RGBA"))
-        hole |= rgba[..., 3] > 0  # any paint counts, however faint or dark
+        alpha = rgba[..., 3]
+        if alpha.min() == 255 and not (rgba[..., :3] == PAINT_RGB).all():  # (all painted over: paint, not a mask)
+            hole |= np.asarray(layer.convert("L")) >= 128
+        else:
+            hole |= alpha > 0
     return hole
+
+
+def inpaint_keeping_bit_depth(pipe, image: PIL.Image.Image, hole: np.ndarray, **options) -> PIL.Image.Image:
+    """The pipeline's result for any image PIL opens. It keeps alpha and grayscale itself (PIL outputs); a 16-bit
+    grayscale photo comes back 16-bit, so that no pixel outside the hole changes."""
+    mask = PIL.Image.fromarray(hole)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I") and np.asarray(image).max() > 255:
+        filled = pipe(image=image, mask_image=mask, output_type="np", **options).images[0][..., 0]
+        return PIL.Image.fromarray((filled * 65535).round().astype(np.uint16))
+    return pipe(image=image, mask_image=mask, **options).images[0]
+
+
+def release_freed_memory() -> None:
+    """Hand the memory a request freed back to the system. glibc keeps freed blocks in its heaps for reuse, and the
+    blocks of photos of ever new sizes do not fit one another, so without this a server's resident size climbs with
+    every request (benchmarks/benchmark_demo.py --soak measures it). Nothing where the C library is not glibc."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM = getattr(ctypes.CDLL(None), "malloc_trim", None) if os.name == "posix" else None
 
 
 class Inpainter:
@@ -197,13 +314,14 @@ class Inpainter:
             raise gr.Error("The mask covers the whole photo: leave some of it unpainted, so there is something "
                            "to fill the hole from.")
         start = time.perf_counter()
-        rgb = image.convert("RGB")
-        result = self.pipe(image=rgb, mask_image=PIL.Image.fromarray(hole), strategy=strategy,
-                           mask_dilation=int(dilation)).images[0]
+        result = inpaint_keeping_bit_depth(self.pipe, image, hole, strategy=strategy, mask_dilation=int(dilation))
         seconds = time.perf_counter() - start
         path = self.result_path(background if isinstance(background, str) else None)
-        result.save(path, format="PNG")
-        return str(path), f"Done in {seconds:.1f} s ({rgb.width}×{rgb.height}, {100 * hole.mean():.1f} % painted)."
+        with atomic_file(path) as tmp:
+            result.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        release_freed_memory()
+        return str(path), (f"Done in {seconds:.1f} s ({image.width}×{image.height}, {100 * hole.mean():.1f} % "
+                           "painted).")
 
     def result_path(self, upload: str | None) -> Path:
         """A fresh folder per result, so that the download is named after the upload (`photo-inpainted.png`);
@@ -273,7 +391,10 @@ def model_panel(inpainter: Inpainter, name: str) -> None:
             strategy = gr.Dropdown(list(STRATEGIES), label="Large images",
                                    value=inpainter.pipe.config.default_strategy)  # the checkpoint's own default
             dilation = gr.Slider(0, 32, value=4, step=1, label="Grow the mask by (pixels)")
-            run = gr.Button("Run", variant="primary", elem_id=f"run{suffix}")
+            run = gr.Button("Run", variant="primary", elem_id=f"run{suffix}", elem_classes="rfr-run")
+        # The page's own notes on an upload (JS): a file it cannot draw, a photo over the size limit.
+        gr.HTML(f'<div class="rfr-upload-note" data-max-pixels="{inpainter.max_pixels}"></div>',
+                elem_id=f"upload-note{suffix}")
         status = gr.Markdown(elem_id=f"status{suffix}", elem_classes="rfr-status")
         run.click(inpainter, inputs=[editor, strategy, dilation], outputs=[result, status],
                   api_name=f"inpaint_{name}" if name else "inpaint", concurrency_limit=1)

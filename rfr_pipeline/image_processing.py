@@ -182,12 +182,14 @@ def dilate(hole: torch.Tensor, pixels: int) -> torch.Tensor:
     """Grow a (H, W) bool hole by `pixels` in every direction (square structuring element)."""
     if pixels <= 0:
         return hole
-    # A hole pixel within the square around each pixel, from a summed-area table: linear in the pixel count, where
-    # max pooling grows with the square of the radius (slow for the radii of `upscale_with_detail` on large photos).
-    height, width = hole.shape
-    table = F.pad(hole.to(torch.int32), (pixels + 1, pixels, pixels + 1, pixels)).cumsum(0).cumsum(1)
-    span = 2 * pixels + 1
-    return (table[span:, span:] - table[:height, span:] - table[span:, :width] + table[:height, :width]) > 0
+    from scipy import ndimage
+
+    # A square is a row then a column: two 1-D running maxima, each linear in the pixel count whatever the radius
+    # (a 2-D max pooling grows with the square of the radius; a summed-area table was 4× slower on 12 MP).
+    grown = hole.numpy().astype(np.uint8)
+    for axis in (0, 1):
+        grown = ndimage.maximum_filter1d(grown, 2 * pixels + 1, axis=axis, mode="constant")
+    return torch.from_numpy(grown.astype(bool))
 
 
 def feather_weights(hole: torch.Tensor, radius: int) -> torch.Tensor:
@@ -195,7 +197,9 @@ def feather_weights(hole: torch.Tensor, radius: int) -> torch.Tensor:
     weight = hole.float()[None, None]
     if radius <= 0:
         return weight[0, 0]
-    blurred = F.avg_pool2d(weight, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+    side = 2 * radius + 1  # the box as a row then a column (the mean over a row's valid pixels, then over rows')
+    blurred = F.avg_pool2d(weight, (1, side), stride=1, padding=(0, radius), count_include_pad=False)
+    blurred = F.avg_pool2d(blurred, (side, 1), stride=1, padding=(radius, 0), count_include_pad=False)
     return torch.maximum(weight, blurred)[0, 0]
 
 
@@ -351,9 +355,10 @@ def smooth_fill(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
 
 def low_pass(x: torch.Tensor, radius: int) -> torch.Tensor:
     """(C, H, W) blurred by three box filters of side 2·radius + 1 (close to a Gaussian of σ ≈ radius)."""
-    x = x[None]
-    for _ in range(3):
-        x = F.avg_pool2d(F.pad(x, (radius,) * 4, mode="replicate"), 2 * radius + 1, stride=1)
+    x, side = x[None], 2 * radius + 1
+    for _ in range(3):  # each box as a row then a column: 2·side operations per pixel instead of side²
+        x = F.avg_pool2d(F.pad(x, (radius,) * 4, mode="replicate"), (1, side), stride=1)
+        x = F.avg_pool2d(x, (side, 1), stride=1)
     return x[0]
 
 

@@ -95,3 +95,46 @@ class MaskFolder:
         if rng.uniform() < 0.5:
             hole = hole[::-1, :]
         return np.ascontiguousarray(hole)
+
+
+OBJECT_SHAPES = ("square", "disk", "stroke", "person", "car")
+
+
+def _draw_object(shape: str, width: int, height: int, scale: float) -> PIL.Image.Image:
+    """One hole of `shape`, centred, `scale` times a reference size (the photo's shorter side)."""
+    mask = PIL.Image.new("L", (width, height))
+    draw = PIL.ImageDraw.Draw(mask)
+    cx, cy, s = width / 2, height / 2, scale * min(width, height)
+    if shape == "square":
+        draw.rectangle([cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2], fill=255)
+    elif shape == "disk":
+        draw.ellipse([cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2], fill=255)
+    elif shape == "stroke":  # a thick brush stroke across the photo
+        points = [(cx - s, cy - s / 3), (cx - s / 3, cy + s / 4), (cx + s / 3, cy - s / 4), (cx + s, cy + s / 3)]
+        draw.line(points, fill=255, width=max(2, int(s / 6)), joint="curve")
+    elif shape == "person":  # head, body, two legs
+        draw.ellipse([cx - s / 10, cy - s / 2, cx + s / 10, cy - s * 0.3], fill=255)
+        draw.rounded_rectangle([cx - s / 6, cy - s * 0.3, cx + s / 6, cy + s * 0.1], radius=s / 20, fill=255)
+        draw.rectangle([cx - s / 7, cy + s * 0.1, cx - s / 40, cy + s / 2], fill=255)
+        draw.rectangle([cx + s / 40, cy + s * 0.1, cx + s / 7, cy + s / 2], fill=255)
+    elif shape == "car":  # body, cabin, two wheels
+        draw.rectangle([cx - s, cy - s / 6, cx + s, cy + s / 5], fill=255)
+        draw.polygon([(cx - s / 2, cy - s / 6), (cx - s / 3, cy - s / 2.2), (cx + s / 3, cy - s / 2.2),
+                      (cx + s / 1.8, cy - s / 6)], fill=255)
+        for wheel in (cx - s * 0.6, cx + s * 0.6):
+            draw.ellipse([wheel - s / 5, cy, wheel + s / 5, cy + s / 2.5], fill=255)
+    else:
+        raise ValueError(f"shape must be one of {OBJECT_SHAPES}, got {shape!r}")
+    return mask
+
+
+def object_mask(shape: str, width: int, height: int, fraction: float) -> PIL.Image.Image:
+    """A centred hole shaped like what people remove from photos (`OBJECT_SHAPES`: a square, a disk, a thick
+    stroke, a person, a car) covering about `fraction` of a width × height photo (its scale found by bisection);
+    mode L, white = hole. For tests and benchmarks at the sizes users bring."""
+    low, high = 0.0, 3.0
+    for _ in range(18):
+        middle = (low + high) / 2
+        area = np.asarray(_draw_object(shape, width, height, middle)).astype(bool).mean()
+        low, high = (middle, high) if area < fraction else (low, middle)
+    return _draw_object(shape, width, height, (low + high) / 2)

@@ -180,7 +180,8 @@ class RFRInpaintPipeline(DiffusionPipeline):
 
     # -- 2. prepare ---------------------------------------------------------------------------------------------
 
-    def prepare(self, image, mask_image, invert_mask: bool, resize_mask: bool, mask_dilation: int):
+    def prepare(self, image, mask_image, invert_mask: bool, resize_mask: bool, mask_dilation: int,
+                feather_radius: int = 0):
         images = [ip.prepare_image(x) for x in self._as_list(image, "image")]
         masks = [ip.prepare_mask(m, invert=invert_mask) for m in self._as_list(mask_image, "mask_image")]
         if len(masks) == 1 and len(images) > 1:
@@ -198,6 +199,10 @@ class RFRInpaintPipeline(DiffusionPipeline):
                 hole = ip.resize(hole[None, None].float(), size, mode="nearest")[0, 0] > 0.5
             if min(size) < 1:
                 raise ValueError(f"image {n} is empty ({size[0]}×{size[1]})")
+            for name, pixels in (("mask_dilation", mask_dilation), ("feather_radius", feather_radius)):
+                if pixels > max(size):  # would reach across the whole image: surely a mistake (and slow)
+                    raise ValueError(f"{name}={pixels} is larger than image {n} ({size[1]}×{size[0]} px); expected "
+                                     "a few pixels (the halo around a removed object)")
             hole = ip.dilate(hole, mask_dilation)
             fraction = hole.float().mean().item()
             if fraction > SUSPICIOUS_HOLE_FRACTION:
@@ -445,7 +450,7 @@ class RFRInpaintPipeline(DiffusionPipeline):
             None if v is None else int(v) for v in (working_size, crop_margin, mask_dilation, feather_radius, batch_size))
         working_size = working_size or self.config.default_working_size or 2 * self.rfrnet.config.sample_size
         crop_margin = working_size // 4 if crop_margin is None else crop_margin
-        images, holes = self.prepare(image, mask_image, invert_mask, resize_mask, mask_dilation)
+        images, holes = self.prepare(image, mask_image, invert_mask, resize_mask, mask_dilation, feather_radius)
 
         tiles = []
         for n, (img, hole) in enumerate(zip(images, holes)):

@@ -104,10 +104,16 @@ def test_api_explains_what_is_wrong(app_url, tmp_path):
     photo = EXAMPLES / "ball_photo.png"
     with pytest.raises(Exception, match="Paint over the part"):
         client.predict(editor_value(photo), "auto", 0, api_name="/inpaint")
-    full = tmp_path / "full.png"
-    PIL.Image.new("RGBA", PIL.Image.open(photo).size, (0, 0, 0, 255)).save(full)
-    with pytest.raises(Exception, match="covers the whole photo"):
-        client.predict(editor_value(photo, full), "auto", 0, api_name="/inpaint")
+    size = PIL.Image.open(photo).size
+    full_paint, full_mask, black_mask = tmp_path / "paint.png", tmp_path / "white.png", tmp_path / "black.png"
+    PIL.Image.new("RGBA", size, gradio_app.PAINT_RGB + (255,)).save(full_paint)  # the brush over everything
+    PIL.Image.new("L", size, 255).save(full_mask)  # a conventional mask: white = repaint
+    PIL.Image.new("RGB", size, (0, 0, 0)).save(black_mask)
+    for full in (full_paint, full_mask):
+        with pytest.raises(Exception, match="covers the whole photo"):
+            client.predict(editor_value(photo, full), "auto", 0, api_name="/inpaint")
+    with pytest.raises(Exception, match="the mask is empty"):
+        client.predict(editor_value(photo, black_mask), "auto", 0, api_name="/inpaint")
     with pytest.raises(Exception, match="Upload a photo first"):
         client.predict({"background": None, "layers": [], "composite": None}, "auto", 0, api_name="/inpaint")
     not_an_image = tmp_path / "notes.png"
@@ -146,6 +152,68 @@ def test_jpegs_of_every_kind_work_through_the_api(app_url, tmp_path):
         out = np.asarray(result.convert("RGB"))
         assert out.shape == expected.shape  # upright, as shown: the EXIF rotation applied
         assert np.array_equal(out[~hole], expected[~hole]), jpeg  # the server decoded the very file sent
+
+
+def test_conventional_masks_are_taken_as_diffusers_takes_them(app_url, tmp_path):
+    # White = repaint on black, in mode L or opaque RGB(A): the same hole as the editor's paint layer.
+    client = Client(app_url, verbose=False)
+    photo, layer = EXAMPLES / "ball_photo.png", EXAMPLES / "ball_mask.png"
+    hole = painted(layer)
+    painted_result, _ = client.predict(editor_value(photo, layer), "auto", 0, api_name="/inpaint")
+    expected = np.asarray(PIL.Image.open(painted_result))
+    for mode in ("L", "RGB", "RGBA"):
+        mask = tmp_path / f"mask_{mode}.png"
+        PIL.Image.fromarray(hole).convert(mode).save(mask)
+        path, status = client.predict(editor_value(photo, mask), "auto", 0, api_name="/inpaint")
+        assert status.startswith("Done in") and np.array_equal(np.asarray(PIL.Image.open(path)), expected), mode
+
+
+def photo_in_every_mode(tmp_path) -> dict:
+    """The ball photo in each PIL mode a user's file may hold, and what the result must equal outside the hole."""
+    rgb = PIL.Image.open(EXAMPLES / "ball_photo.png").convert("RGB")
+    gray = np.asarray(rgb.convert("L"))
+    transparent = np.asarray(rgb.convert("RGBA")).copy()
+    transparent[:, : transparent.shape[1] // 3] = 0  # a cut-out: its left third fully transparent, (0, 0, 0, 0)
+    photos = {
+        "RGBA": PIL.Image.fromarray(transparent),
+        "I;16": PIL.Image.fromarray(gray.astype(np.uint16) * 257),  # 16-bit grayscale
+        "I": PIL.Image.fromarray(gray.astype(np.int32) * 257),  # 32-bit integer (16-bit values)
+        "F": PIL.Image.fromarray(gray.astype(np.float32)),
+        "LA": rgb.convert("LA"),
+        "P": rgb.convert("P", palette=PIL.Image.Palette.ADAPTIVE),
+        "CMYK": rgb.convert("CMYK"),
+    }
+    photos["P"].info["transparency"] = 0  # palette entry 0 is transparent
+    cases = {}
+    for mode, image in photos.items():
+        path = tmp_path / f"photo_{mode.replace(';', '_')}.{'tif' if mode in ('F', 'CMYK', 'I') else 'png'}"
+        image.save(path, **({"transparency": 0} if mode == "P" else {}))
+        reread = PIL.Image.open(path)
+        reread.load()
+        assert reread.mode == mode, (mode, reread.mode)
+        if mode in ("I;16", "I"):
+            expected = np.asarray(reread).astype(np.uint16)  # 16-bit values come back 16-bit
+        elif mode == "F":
+            expected = np.asarray(reread.convert("L"))
+        else:
+            expected = np.asarray(reread.convert({"P": "RGBA", "CMYK": "RGB"}.get(mode, mode)))
+        cases[mode] = (path, expected)
+    return cases
+
+
+def test_every_mode_pil_opens_comes_back_as_the_photo(app_url, tmp_path):
+    # Outside the hole the result is the photo: 16-bit values kept, transparent pixels transparent (not black), the
+    # alpha of RGBA, LA and transparent-palette photos kept.
+    client = Client(app_url, verbose=False)
+    layer = EXAMPLES / "ball_mask.png"
+    hole = painted(layer)
+    for mode, (path, expected) in photo_in_every_mode(tmp_path).items():
+        result_path, status = client.predict(editor_value(path, layer), "auto", 0, api_name="/inpaint")
+        assert status.startswith("Done in"), mode
+        result = np.asarray(PIL.Image.open(result_path))
+        assert result.shape == expected.shape and result.dtype == expected.dtype, (mode, result.shape, result.dtype)
+        assert np.array_equal(result[~hole], expected[~hole]), mode
+        assert result[hole].std() > 0 or mode == "RGBA", mode  # filled, not one flat colour (white, black)
 
 
 def huge_png(path, width, height, header_only=False):
@@ -457,7 +525,70 @@ def test_on_a_phone_the_tools_leave_the_photo_visible_and_undrawable_files_get_a
         page.reload()
         page.wait_for_load_state("networkidle")
         page.locator("#editor input[type=file]").first.set_input_files(str(garbage))
-        expect(page.locator("#status")).to_contain_text("not an image the demo can read", timeout=30_000)
+        expect(page.locator("#upload-note")).to_contain_text("not an image the demo can read", timeout=30_000)
+
+
+@requires_chromium
+def test_in_a_real_browser_the_photo_goes_as_it_is_and_upload_notes_do_not_stick(app_url, tmp_path, monkeypatch):
+    # Run sends the file the user chose (a transparent cut-out keeps its alpha and colours, no pixel outside the
+    # paint changes) and the paint layer alone; a note about a bad upload goes with the next good one; a photo over
+    # the size limit is refused as it is uploaded.
+    from playwright.sync_api import expect
+
+    garbage = tmp_path / "holiday.png"
+    garbage.write_text("not an image at all")
+    cut_out = tmp_path / "cut_out.png"
+    rgba = np.asarray(PIL.Image.open(EXAMPLES / "post_photo.png").convert("RGBA")).copy()
+    rgba[:, : rgba.shape[1] // 4] = 0  # its left quarter fully transparent
+    PIL.Image.fromarray(rgba).save(cut_out)
+    big = huge_png(tmp_path / "big.png", 4_000, 3_500)  # 14 MP: over the 12 MP limit
+    received = []  # what the server was sent: the background's bytes, and the whole editor value
+    read_mask = gradio_app.painted_mask
+
+    def recording(editor_value, size):
+        received.append((open(editor_value["background"], "rb").read(), editor_value))
+        return read_mask(editor_value, size)
+
+    monkeypatch.setattr(gradio_app, "painted_mask", recording)
+    with browser_page() as page:
+        page.goto(app_url)
+        page.wait_for_load_state("networkidle")
+        page.wait_for_function("window.editor !== undefined", timeout=60_000)
+        file_input = page.locator("#editor input[type=file]").first
+        file_input.set_input_files(str(garbage))
+        expect(page.locator("#upload-note")).to_contain_text("not an image the demo can read", timeout=30_000)
+        file_input.set_input_files(str(big))
+        expect(page.locator("#upload-note")).to_contain_text("is 4000×3500; the demo takes up to 12 megapixels",
+                                                             timeout=30_000)
+        page.wait_for_function("window.editor.width === 4000", timeout=60_000)  # (drawn: the editor is free)
+        file_input.set_input_files(str(cut_out))  # (the same page: nothing was reloaded)
+        height, width = rgba.shape[:2]
+        page.wait_for_function(f"window.editor.width === {width} && window.editor.height === {height}",
+                               timeout=60_000)
+        expect(page.locator("#upload-note")).to_have_text("")
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(1000)
+        box = page.locator("#editor canvas").first.bounding_box()
+        cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(cx - 40, cy)
+        page.mouse.down()
+        page.mouse.move(cx + 40, cy, steps=3)
+        page.mouse.up()
+        hole = wait_until_painted(page)
+        page.locator("#run").click()
+        expect(page.locator("#status")).to_contain_text("Done in", timeout=120_000)
+        result = page.locator("#result img")
+        expect(result).to_be_visible(timeout=30_000)
+        body = page.request.get(result.get_attribute("src")).body()
+    out = np.asarray(PIL.Image.open(io.BytesIO(body)))
+    assert out.shape == rgba.shape  # the alpha is there
+    from rfr_pipeline.image_processing import dilate
+
+    grown = dilate(__import__("torch").from_numpy(hole), 4 + 2).numpy()  # the app grows the mask by 4
+    assert np.array_equal(out[~grown], rgba[~grown])  # transparent stays transparent, colours untouched
+    [(background, editor_value)] = received
+    assert background == cut_out.read_bytes()  # the user's file itself, byte for byte
+    assert editor_value["composite"] is None and len(editor_value["layers"]) == 1  # and the paint layer alone
 
 
 def test_examples_are_complete_and_licensed():

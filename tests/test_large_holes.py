@@ -9,57 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import PIL.Image
-import PIL.ImageDraw
 import pytest
 import torch
 from scipy import ndimage
 
 from rfr_pipeline import FACES_MODEL, SCENES_MODEL, RFRInpaintPipeline
 from rfr_pipeline import image_processing as ip
+from rfr_pipeline.masks import object_mask as hole_mask
 from rfr_pipeline.modeling_rfr import known_regions
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-# -- hole shapes, drawn to a target fraction of the photo ------------------------------------------------------------
-
-
-def _draw(shape: str, width: int, height: int, scale: float) -> PIL.Image.Image:
-    """One hole of `shape`, centred, `scale` times a reference size (the photo's shorter side)."""
-    mask = PIL.Image.new("L", (width, height))
-    draw = PIL.ImageDraw.Draw(mask)
-    cx, cy, s = width / 2, height / 2, scale * min(width, height)
-    if shape == "square":
-        draw.rectangle([cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2], fill=255)
-    elif shape == "disk":
-        draw.ellipse([cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2], fill=255)
-    elif shape == "stroke":  # a thick brush stroke across the photo
-        points = [(cx - s, cy - s / 3), (cx - s / 3, cy + s / 4), (cx + s / 3, cy - s / 4), (cx + s, cy + s / 3)]
-        draw.line(points, fill=255, width=max(2, int(s / 6)), joint="curve")
-    elif shape == "person":  # head, body, two legs
-        draw.ellipse([cx - s / 10, cy - s / 2, cx + s / 10, cy - s * 0.3], fill=255)
-        draw.rounded_rectangle([cx - s / 6, cy - s * 0.3, cx + s / 6, cy + s * 0.1], radius=s / 20, fill=255)
-        draw.rectangle([cx - s / 7, cy + s * 0.1, cx - s / 40, cy + s / 2], fill=255)
-        draw.rectangle([cx + s / 40, cy + s * 0.1, cx + s / 7, cy + s / 2], fill=255)
-    elif shape == "car":  # body, cabin, two wheels
-        draw.rectangle([cx - s, cy - s / 6, cx + s, cy + s / 5], fill=255)
-        draw.polygon([(cx - s / 2, cy - s / 6), (cx - s / 3, cy - s / 2.2), (cx + s / 3, cy - s / 2.2),
-                      (cx + s / 1.8, cy - s / 6)], fill=255)
-        for wheel in (cx - s * 0.6, cx + s * 0.6):
-            draw.ellipse([wheel - s / 5, cy, wheel + s / 5, cy + s / 2.5], fill=255)
-    else:
-        raise ValueError(shape)
-    return mask
-
-
-def hole_mask(shape: str, width: int, height: int, fraction: float) -> PIL.Image.Image:
-    """A `shape` hole covering about `fraction` of a width × height photo (found by bisection on its scale)."""
-    low, high = 0.0, 3.0
-    for _ in range(18):
-        middle = (low + high) / 2
-        area = np.asarray(_draw(shape, width, height, middle)).astype(bool).mean()
-        low, high = (middle, high) if area < fraction else (low, middle)
-    return _draw(shape, width, height, (low + high) / 2)
 
 
 def noisy_flat_photo(width: int, height: int, colour=(120, 130, 110), noise=4, seed=0) -> PIL.Image.Image:

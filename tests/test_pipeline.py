@@ -376,6 +376,9 @@ def test_bad_inputs_are_refused_clearly(box_mask, photo, pipe):
         pipe(image, box_mask(), working_size=100)
     with pytest.raises(ValueError, match="mask_dilation must be a non-negative integer number of pixels, got True"):
         pipe(image, box_mask(), mask_dilation=True)
+    for name in ("mask_dilation", "feather_radius"):  # a radius across the whole photo: an error, at once
+        with pytest.raises(ValueError, match=rf"{name}=1000000 is larger than image 0 \(128×96 px\)"):
+            pipe(image, box_mask(), **{name: 10**6})
     for batch_size in (0, -1, 2.5):
         with pytest.raises(ValueError, match="batch_size must be a positive integer"):
             pipe(image, box_mask(), batch_size=batch_size)
@@ -559,3 +562,24 @@ def test_original_strategy_warns_when_the_attention_would_need_too_much_memory(p
     with caplog.at_level(logging.WARNING, logger="rfr_pipeline.pipeline_rfr_inpaint"):
         tiles = pipe._tiles(0, torch.zeros(3, 1536, 2048), hole, "original", working_size=512, crop_margin=128)
     assert len(tiles) == 1 and "about 27 GiB" in caplog.text and "strategy='crop'" in caplog.text
+
+
+@pytest.mark.parametrize("radius", [1, 3, 17])
+def test_the_separable_filters_equal_their_two_dimensional_definitions(radius):
+    # dilate, feather_weights and low_pass compute a square as a row then a column (linear in the radius, where the
+    # square's own definition grows with its area: a 33×33 box cost 1 s at 512²); the results must be the same.
+    import torch.nn.functional as F
+
+    from rfr_pipeline import image_processing as ip
+
+    generator = torch.Generator().manual_seed(radius)
+    hole = torch.rand(61, 47, generator=generator) > 0.97
+    square = F.max_pool2d(hole[None, None].float(), 2 * radius + 1, stride=1, padding=radius)[0, 0] > 0
+    assert torch.equal(ip.dilate(hole, radius), square)
+    box = F.avg_pool2d(hole[None, None].float(), 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+    torch.testing.assert_close(ip.feather_weights(hole, radius), torch.maximum(hole.float(), box[0, 0]))
+    image = torch.rand(3, 61, 47, generator=generator)
+    reference = image[None]
+    for _ in range(3):
+        reference = F.avg_pool2d(F.pad(reference, (radius,) * 4, mode="replicate"), 2 * radius + 1, stride=1)
+    torch.testing.assert_close(ip.low_pass(image, radius), reference[0])
