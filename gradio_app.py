@@ -74,10 +74,10 @@ CSS = """
 """
 # The page's own script (Gradio's ImageEditor is used as it is; this file only adds to it):
 # - What Run sends. The editor would send three photo-sized PNGs it re-encodes from its canvases (the photo, the
-#   paint, and both together): 6 s for a 12-megapixel photo in Chromium before the request even leaves, and the photo
-#   as the browser decoded it (16-bit photos cut to 8 bits, transparent pixels turned black). Here it sends the file
-#   the user chose, as it is, and the paint layer alone. A photo that came from a URL (an example) goes the
-#   editor's own way.
+#   paint, and both together), three times per Run: 6 s for a 12-megapixel photo in Chromium before the request
+#   even leaves, and the photo as the browser decoded it (16-bit photos cut to 8 bits, transparent pixels turned
+#   black). Here it sends the file the user chose, as it is, and the paint layer alone, exported once per edit. A
+#   photo that came from a URL (an example) goes the editor's own way.
 # - A file the browser cannot draw, or a photo over the size limit, never reaches the app: the page says so at
 #   upload, in a note of its own that the next upload or Run clears.
 # - The brush follows the photo's size (BRUSH_DIVISOR).
@@ -128,9 +128,15 @@ JS = """
     };
     // Gradio asks for the value again as the request's status changes (twice more per Run): the same export is
     // reused until the editor changes (a stroke, undo, redo, a new photo).
-    let edits = 0, last = null;
-    editor.on("change", () => { edits += 1; });
-    editor.on("input", () => { edits += 1; });
+    // And it is made ahead, half a second after the last edit, so that Run finds it ready.
+    let edits = 0, last = null, ahead = null;
+    const edited = () => {
+      edits += 1;
+      clearTimeout(ahead);
+      if (chosen.get(editor)) ahead = setTimeout(() => editor.get_blobs(), 500);
+    };
+    editor.on("change", edited);
+    editor.on("input", edited);
     editor.get_blobs = () => {
       const state = {edits, history: editor.command_manager && editor.command_manager.history,
                      photo: chosen.get(editor)};

@@ -104,6 +104,13 @@ def plan_jobs(image: Path, mask: Path, output: Path) -> tuple[list[Job], list[st
     if image.is_dir():
         if output.is_file():
             raise UsageError(f"--image is a folder, so --output must be a folder too ({output} is a file)")
+        if not output.exists() and output.suffix.lower() in IMAGE_FORMATS:
+            raise UsageError(f"--image is a folder, so --output must be a folder too ({output} looks like a file "
+                             "name); give a folder for the results")
+        for what, folder in (("--image", image), ("--mask", mask)):
+            if folder.is_dir() and output.resolve() == folder.resolve():
+                raise UsageError(f"--output {output} is the {what} folder: results and their manifest would mix "
+                                 "with the photos (and a rerun would take them for photos); give another folder")
         images = _images_by_stem(image, "--image folder")
         if mask.is_dir():
             masks = _images_by_stem(mask, "--mask folder")
@@ -132,9 +139,26 @@ def _refuse_unwritable_suffix(output: Path) -> None:
                          f"{', '.join(sorted(IMAGE_FORMATS))} (or a folder)")
 
 
+def check_writable(folder: Path, option: str = "--output") -> None:
+    """That results can be written into `folder` (created if need be), checked before any work: named as the user
+    gave it, not as an internal temporary file found to fail after the model ran."""
+    existing = folder
+    while not existing.exists():  # the nearest part of the path that exists decides
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise UsageError(f"{option}: cannot create {folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{option}: cannot write into {existing} (permission denied)")
+
+
 def check_outputs(jobs: list[Job], overwrite: bool, folder_mode: bool) -> tuple[list[Job], list[Job]]:
     """(jobs to run, jobs whose result exists and is kept). Inputs are never overwritten; an existing result only
-    with `overwrite` (folder mode keeps it and goes on; a single result is an error)."""
+    with `overwrite` (folder mode keeps it and goes on; a single result is an error). Every result's folder must be
+    writable (`check_writable`)."""
+    for folder in sorted({job.output.parent for job in jobs}):
+        check_writable(folder)
     inputs = {p.resolve() for job in jobs for p in (job.image, job.mask)}
     clashing = [str(job.output) for job in jobs if job.output.resolve() in inputs]
     if clashing:

@@ -53,10 +53,13 @@ logger = logging.getLogger("evaluate")
 
 
 def evaluate_pairs(pairs, pipe, strategy, baselines: list[str], resolution: int, lpips, grid_examples: int,
-                   flip_average: bool | None = None, restore_detail: bool = True):
-    """Per-image metric rows of every method, example grids by bin, and the pairs that could not be read."""
+                   flip_average: bool | None = None, restore_detail: bool = True, done=frozenset(), on_rows=None):
+    """Per-image metric rows of every method, example grids by bin, and the pairs that could not be read. Pairs in
+    `done` ((image name, mask name)) are skipped; `on_rows(rows)` gets each pair's rows as soon as they exist."""
     rows, grids, failures = [], defaultdict(list), []
     for image_path, mask_path, bin_index in tqdm(pairs, desc="evaluating"):
+        if (image_path.name, mask_path.name) in done:
+            continue
         try:
             photo = load_photo(image_path, resolution)
             hole = load_mask(mask_path, resolution or (photo.shape[1], photo.shape[0]))
@@ -73,13 +76,46 @@ def evaluate_pairs(pairs, pipe, strategy, baselines: list[str], resolution: int,
                                                      restore_detail=restore_detail).images[0])
         for name in baselines:
             results[name] = run_baseline(name, photo, hole)
-        for method, comp in results.items():
-            rows.append({"image": image_path.name, "mask": mask_path.name, "bin": BINS[bin_index],
-                         "hole_fraction": float(hole.mean()), "method": method, **image_metrics(comp, photo, hole, lpips)})
+        pair_rows = [{"image": image_path.name, "mask": mask_path.name, "bin": BINS[bin_index],
+                      "hole_fraction": float(hole.mean()), "method": method, **image_metrics(comp, photo, hole, lpips)}
+                     for method, comp in results.items()]
+        rows += pair_rows
+        if on_rows is not None:
+            on_rows(pair_rows)
         if resolution and len(grids[bin_index]) < grid_examples:  # (at resolution 0 the photos differ in size)
             masked = np.where(hole[..., None], 255, photo).astype(np.uint8)
             grids[bin_index].append([masked, *results.values(), photo])
     return rows, grids, failures
+
+
+PROGRESS = "per_image.jsonl"  # a line of settings, then each pair's metric rows as they are measured
+
+
+def read_progress(path: Path, settings: dict) -> list[dict]:
+    """The rows an earlier, interrupted run of the same evaluation wrote (none if there is no such file); a file
+    written with other settings is an error rather than mixed in."""
+    if not path.exists():
+        return []
+    text = path.read_text()
+    if text and not text.endswith("\n"):  # the line being written when the run was killed: gone, then appended to
+        text = text[: text.rfind("\n") + 1]
+        with open(path, "r+") as f:
+            f.truncate(len(text.encode()))
+    lines = text.splitlines()
+    try:
+        first = json.loads(lines[0])["settings"] if lines else None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        first = None
+    if first != settings:
+        raise ValueError(f"{path} holds results of another evaluation ({first}); use another --output, or delete "
+                         "the file to start again")
+    rows = []
+    for line in lines[1:]:
+        rows.append(json.loads(line))
+    methods = defaultdict(set)  # a pair counts as done only with every method's row
+    for row in rows:
+        methods[(row["image"], row["mask"])].add(row["method"])
+    return [row for row in rows if methods[(row["image"], row["mask"])] == set(settings["methods"])]
 
 
 def main(argv=None) -> int:
@@ -116,6 +152,8 @@ def main(argv=None) -> int:
         parser.error("nothing to evaluate: give --model and/or --baselines")
     if args.resolution < 0:
         parser.error(f"--resolution must be a size in pixels, or 0 for photos at their own size, got {args.resolution}")
+    if args.grid_examples < 0:
+        parser.error(f"--grid_examples must be 0 (no grids) or more, got {args.grid_examples}")
     if args.masks_per_image < 1:
         parser.error(f"--masks_per_image must be 1 or more, got {args.masks_per_image}")
     try:
@@ -142,8 +180,29 @@ def main(argv=None) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
 
     pairs = pair_images_with_masks(images, masks, args.seed, args.masks_per_image)
-    rows, grids, failures = evaluate_pairs(pairs, pipe, args.strategy, baselines, args.resolution, lpips,
-                                           args.grid_examples, args.flip_average, args.restore_detail)
+    settings = {"model": args.model, "methods": methods, "resolution": args.resolution, "seed": args.seed,
+                "masks_per_image": args.masks_per_image, "strategy": args.strategy, "flip_average": args.flip_average,
+                "restore_detail": args.restore_detail, "lpips": bool(lpips)}
+    try:
+        earlier = read_progress(args.output / PROGRESS, settings)
+    except ValueError as err:
+        parser.error(str(err))
+    with open(args.output / PROGRESS, "a") as progress:
+        if not earlier:
+            progress.write(json.dumps({"settings": settings}) + "\n")
+
+        def record(pair_rows):  # each pair's rows on disk at once: a crash or a kill loses the pair in flight only
+            progress.write("".join(json.dumps(row) + "\n" for row in pair_rows))
+            progress.flush()
+
+        done = {(row["image"], row["mask"]) for row in earlier}
+        if done:
+            print(f"continuing: {len(done)} image/mask pairs already evaluated in {args.output / PROGRESS}")
+        rows, grids, failures = evaluate_pairs(pairs, pipe, args.strategy, baselines, args.resolution, lpips,
+                                               args.grid_examples, args.flip_average, args.restore_detail, done,
+                                               record)
+    wanted = {(image.name, mask.name) for image, mask, _ in pairs}
+    rows = [row for row in earlier if (row["image"], row["mask"]) in wanted] + rows
 
     summary = summarise(rows)
     report = {"methods": methods, "resolution": args.resolution, "seed": args.seed, "strategy": args.strategy,
@@ -160,7 +219,8 @@ def main(argv=None) -> int:
     with atomic_file(args.output / "metrics.md") as tmp:
         tmp.write_text(f"Grids show, per row: masked / {' / '.join(methods)} / truth.\n\n" + table)
     for bin_index, examples in grids.items():
-        save_grid(args.output / f"grid-{BINS[bin_index].replace('%', 'pct')}.png", examples)
+        if examples:
+            save_grid(args.output / f"grid-{BINS[bin_index].replace('%', 'pct')}.png", examples)
     print(table)
     if failures:
         print(f"{len(failures)} image/mask pairs could not be read:\n  " + "\n  ".join(failures), file=sys.stderr)

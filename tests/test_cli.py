@@ -103,6 +103,37 @@ def test_files_differing_only_in_extension_are_refused_before_any_work(box_mask,
     assert not out.exists()
 
 
+def test_output_paths_that_cannot_work_are_refused_before_the_model_loads(box_mask, photo, inputs, tmp_path, capsys,
+                                                                          monkeypatch):
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output was checked")
+
+    monkeypatch.setattr("rfr_pipeline.cli.load_pipeline", no_model)
+    monkeypatch.setattr("rfr_pipeline.batch.load_pipeline", no_model, raising=False)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo().save(folder / "a.png")
+    box_mask().save(tmp_path / "m.png")
+    folder_args = ["--image", str(folder), "--mask", str(tmp_path / "m.png"), "--model", "scenes"]
+    # The input folder as the output: results and manifest would mix with the photos.
+    assert cli_main([*folder_args, "--output", str(folder)]) == 2
+    assert f"--output {folder} is the --image folder" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == ["a.png"]
+    # A folder of photos with a file name as the output: not silently a folder named like a file.
+    assert cli_main([*folder_args, "--output", str(tmp_path / "y.jpg")]) == 2
+    assert "--output must be a folder too" in capsys.readouterr().err and not (tmp_path / "y.jpg").exists()
+    # A path through a file: named as given, not as an internal temporary file.
+    (tmp_path / "afile").write_text("x")
+    assert cli_main(single(inputs, tmp_path / "afile" / "out.png", "scenes")) == 2
+    err = capsys.readouterr().err
+    assert f"cannot create {tmp_path / 'afile'}: {tmp_path / 'afile'} is a file" in err and ".tmp" not in err
+    if os.geteuid() != 0:  # (root may write anywhere)
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        assert cli_main(single(inputs, locked / "out.png", "scenes")) == 2
+        assert f"cannot write into {locked} (permission denied)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("name, fmt", [("r.png", "PNG"), ("r.JPG", "JPEG"), ("r.jpeg", "JPEG"), ("r.webp", "WEBP")])
 def test_a_single_result_takes_the_format_of_its_extension(box_mask, tiny_pipeline_dir, inputs, tmp_path, name, fmt):
     assert cli_main(single(inputs, tmp_path / name, tiny_pipeline_dir)) == 0

@@ -162,3 +162,45 @@ def test_lpips_column_when_weights_are_given(tmp_path, capsys):
     with pytest.raises(SystemExit):
         evaluate.main([*common, "--output", str(tmp_path / "out2"), "--lpips", str(tmp_path / "vgg_only.safetensors")])
     assert "lacks the LPIPS weights" in capsys.readouterr().err
+
+
+def test_an_interrupted_evaluation_continues_where_it_stopped_and_grids_can_be_off(tmp_path, monkeypatch, capsys):
+    images, masks, out = tmp_path / "images", tmp_path / "masks", tmp_path / "out"
+    images.mkdir()
+    masks.mkdir()
+    rng = np.random.default_rng(1)
+    for n in range(4):
+        PIL.Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(images / f"i{n}.png")
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:10] = 255
+    PIL.Image.fromarray(mask).save(masks / "00010.png")
+    args = ["--images", str(images), "--masks", str(masks), "--output", str(out), "--resolution", "32",
+            "--baselines", "telea", "--grid_examples", "0"]
+    measured = []
+    real = evaluate.run_baseline
+
+    def counting(name, photo, hole):
+        measured.append(name)
+        if len(measured) == 3:
+            raise KeyboardInterrupt  # killed while the third pair is in flight
+        return real(name, photo, hole)
+
+    monkeypatch.setattr(evaluate, "run_baseline", counting)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate.main(args)
+    lines = (out / evaluate.PROGRESS).read_text().splitlines()
+    assert len(lines) == 1 + 2  # the settings, then the two finished pairs' rows: on disk before the crash
+    with open(out / evaluate.PROGRESS, "a") as f:
+        f.write('{"image": "i2.png", "ma')  # and a line half written when it died
+    measured.clear()
+    monkeypatch.setattr(evaluate, "run_baseline", lambda *a: (measured.append(a[0]), real(*a))[1])
+    assert evaluate.main(args) == 0
+    assert len(measured) == 2  # only the two pairs not yet measured
+    assert "continuing: 2 image/mask pairs already evaluated" in capsys.readouterr().out
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["summary"]["all|telea"]["count"] == 4
+    assert sorted(row["image"] for row in report["per_image"]) == [f"i{n}.png" for n in range(4)]
+    assert not list(out.glob("grid-*"))  # --grid_examples 0: no grids, and no crash
+    with pytest.raises(SystemExit) as refused:  # the same folder, another evaluation: refused, not mixed
+        evaluate.main([*args[:-2], "--grid_examples", "1", "--seed", "3"])
+    assert refused.value.code == 2 and "holds results of another evaluation" in capsys.readouterr().err
