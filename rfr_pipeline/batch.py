@@ -24,6 +24,15 @@ from .cli import Job, UsageError, check_outputs, describe_failure, load_pipeline
 MANIFEST = "manifest.jsonl"
 
 
+class Interrupted(Exception):
+    """A folder job stopped by Ctrl-C: how far it got (every result written so far is whole and kept)."""
+
+    def __init__(self, done: int, total: int, output: Path, report: bool):
+        super().__init__(f"interrupted: {done} of {total} images done (in {output}); run the same command again to "
+                         "finish")
+        self.report = report  # the main process says it; the others end quietly
+
+
 def append_record(manifest: Path, record: dict) -> None:
     """One JSON line, written whole under an exclusive lock: records of many processes never interleave."""
     line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
@@ -95,16 +104,21 @@ def inpaint_folder(image, mask, output, model: str | None = None, *, batch_size:
     bar = tqdm(total=len(todo), desc="inpainting", unit="image", disable=not (progress and state.is_main_process))
     counts = {"done": 0, "failed": 0}
     seen = start  # the main process's bar counts every process's new records, reading only what it has not read
-    with state.split_between_processes(todo) as mine:
-        for first in range(0, len(mine), batch_size):
-            for record in _run_batch(pipe, mine[first : first + batch_size], options, state.process_index):
-                append_record(manifest, record)
-                counts[record["status"]] += 1
-                if record["status"] == "failed":
-                    tqdm.write(f"skipped {record['image']}: {record['error']}", file=sys.stderr)
-            if state.is_main_process:  # one bar for the whole job: what every process has recorded so far
-                new, seen = read_records(manifest, seen)
-                bar.update(sum(r["status"] in ("done", "failed") and r["output"] is not None for r in new))
+    try:
+        with state.split_between_processes(todo) as mine:
+            for first in range(0, len(mine), batch_size):
+                for record in _run_batch(pipe, mine[first : first + batch_size], options, state.process_index):
+                    append_record(manifest, record)
+                    counts[record["status"]] += 1
+                    if record["status"] == "failed":
+                        tqdm.write(f"skipped {record['image']}: {record['error']}", file=sys.stderr)
+                if state.is_main_process:  # one bar for the whole job: what every process has recorded so far
+                    new, seen = read_records(manifest, seen)
+                    bar.update(sum(r["status"] in ("done", "failed") and r["output"] is not None for r in new))
+    except KeyboardInterrupt:  # Ctrl-C (every process of a launch gets it): what is written stays, as recorded
+        bar.close()
+        done = sum(r["status"] == "done" for r in read_records(manifest, start)[0])
+        raise Interrupted(done, len(todo), output, state.is_main_process) from None
     state.wait_for_everyone()
     totals = {"done": 0, "failed": len(missing), "skipped": len(kept)}
     for process_counts in gather_object([counts]):

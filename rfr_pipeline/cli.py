@@ -292,19 +292,32 @@ def inpaint_file(pipe, job: Job, args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C while starting up (imports, loading the model): nothing was written
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.mask_dilation < 0:
             raise UsageError(f"--mask-dilation must be 0 or more pixels, got {args.mask_dilation}")
         if args.image.is_dir():
-            from .batch import inpaint_folder
+            from .batch import Interrupted, inpaint_folder
 
-            totals = inpaint_folder(args.image, args.mask, args.output, args.model, batch_size=args.batch_size,
-                                    overwrite=args.overwrite, strategy=args.strategy, working_size=args.working_size,
-                                    flip_average=args.flip_average, restore_detail=args.restore_detail,
-                                    mask_dilation=args.mask_dilation, invert_mask=args.invert_mask,
-                                    resize_mask=args.resize_mask, dtype=args.dtype,
-                                    device=None if args.device == "cpu" else args.device)
+            try:
+                totals = inpaint_folder(
+                    args.image, args.mask, args.output, args.model, batch_size=args.batch_size,
+                    overwrite=args.overwrite, strategy=args.strategy, working_size=args.working_size,
+                    flip_average=args.flip_average, restore_detail=args.restore_detail, mask_dilation=args.mask_dilation,
+                    invert_mask=args.invert_mask, resize_mask=args.resize_mask, dtype=args.dtype,
+                    device=None if args.device == "cpu" else args.device)
+            except Interrupted as stopped:
+                if stopped.report:
+                    print(stopped, file=sys.stderr)
+                return 130  # as a shell reports Ctrl-C
             from .distributed import end_processes
 
             return end_processes(1 if totals["failed"] else 0)  # in a launch, the process ends here
@@ -314,10 +327,14 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         if args.debug:
             traceback.print_exc()
-        print(f"error: {err}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # every process of a launch finds the same fault: say it once
+            print(f"error: {err}", file=sys.stderr)
         return 2
     try:
         inpaint_file(pipe, job, args)
+    except KeyboardInterrupt:
+        print(f"interrupted: nothing written to {job.output}", file=sys.stderr)
+        return 130
     except (OSError, ValueError, SyntaxError) as err:  # PIL raises these for unreadable or corrupt files
         if args.debug:
             traceback.print_exc()

@@ -48,6 +48,12 @@ from rfr_pipeline.vgg import load_vgg16_features
 logger = get_logger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+
+
+class UsageError(Exception):
+    """Something wrong with the command or its data, found before training starts: one line, exit status 2."""
+
+
 MODEL_PRESETS = {
     "paper": {},
     # the width the CPU measurements of shared/docs/TRAINING_NOTES.md used: 7.8 M parameters
@@ -146,7 +152,7 @@ def model_kwargs(spec: str, resolution: int) -> dict:
     elif Path(spec).is_file():
         kwargs = json.loads(Path(spec).read_text())
     else:
-        raise SystemExit(f"--model_config: {spec!r} is neither a preset ({', '.join(MODEL_PRESETS)}) nor a JSON file")
+        raise UsageError(f"--model_config: {spec!r} is neither a preset ({', '.join(MODEL_PRESETS)}) nor a JSON file")
     return {**kwargs, "sample_size": resolution}
 
 
@@ -292,7 +298,7 @@ def claim_output_dir(accelerator, args, output_dir: Path) -> None:
     found = previous_run(output_dir)
     if found and not args.resume_from_checkpoint:
         if not args.overwrite_output_dir:
-            raise SystemExit(f"error: {output_dir} holds a previous run ({', '.join(p.name for p in found[:4])}"
+            raise UsageError(f"{output_dir} holds a previous run ({', '.join(p.name for p in found[:4])}"
                              f"{', …' if len(found) > 4 else ''}). Pass --resume_from_checkpoint latest to continue "
                              "it, --overwrite_output_dir to delete it and start again, or choose another --output_dir.")
         accelerator.wait_for_everyone()  # every process has looked before the main one deletes
@@ -359,8 +365,8 @@ def build_model(args, accelerator):
         try:
             vgg = load_vgg16_features(args.vgg_weights, allow_random=args.allow_random_vgg).to(accelerator.device)
         except (RuntimeError, ValueError, OSError) as err:
-            raise SystemExit(f"error: {err}\nPass --vgg_weights (see scripts/prepare_vgg16.py), or "
-                             "--allow_random_vgg for a smoke test.") from err
+            raise UsageError(f"{err} Pass --vgg_weights (see scripts/prepare_vgg16.py), or --allow_random_vgg for a "
+                             "smoke test.") from err
     loss_fn = InpaintingLoss(vgg, weights)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -379,13 +385,16 @@ def build_model(args, accelerator):
 def build_data(args) -> tuple[InpaintingDataset, torch.utils.data.DataLoader, dict | None]:
     """The training set and its loader (shuffled by Accelerate's seedable sampler once prepared), and the fixed
     validation batch (None without validation images)."""
-    paths = list_images(args.train_data_dir, what="training images")
-    if args.validation_data_dir:
-        val_paths = list_images([args.validation_data_dir], what="validation images")[: args.num_validation_images]
-    else:
-        paths, val_paths = split_validation(paths, args.num_validation_images, args.seed)
-    masks = MaskFolder(args.mask_dir) if args.mask_dir else MaskGenerator(tuple(args.hole_range),
-                                                                            brush=tuple(args.brush_width))
+    try:  # empty or missing folders, too few images to hold some out: the command's fault, said in one line
+        paths = list_images(args.train_data_dir, what="training images")
+        if args.validation_data_dir:
+            val_paths = list_images([args.validation_data_dir], what="validation images")[: args.num_validation_images]
+        else:
+            paths, val_paths = split_validation(paths, args.num_validation_images, args.seed)
+        masks = MaskFolder(args.mask_dir) if args.mask_dir else MaskGenerator(tuple(args.hole_range),
+                                                                                brush=tuple(args.brush_width))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     train_set = InpaintingDataset(paths, args.resolution, masks, seed=args.seed, min_crop_scale=args.min_crop_scale)
     train_loader = torch.utils.data.DataLoader(train_set, batch_size=args.train_batch_size, shuffle=True,
                                                num_workers=args.dataloader_num_workers, drop_last=True)
@@ -408,7 +417,7 @@ def set_up(args) -> TrainingRun:
     if args.torch_compile:
         model = torch.compile(model)
     if steps_per_epoch(args, train_loader) == 0:
-        raise SystemExit(f"error: {len(train_set)} training images make no full batch of "
+        raise UsageError(f"{len(train_set)} training images make no full batch of "
                          f"{args.train_batch_size} × {accelerator.num_processes} processes")
     if accelerator.is_main_process:
         accelerator.init_trackers("rfr-net", config={k: str(v) for k, v in vars(args).items()})
@@ -605,12 +614,17 @@ def train(args) -> None:
     finish(run, losses)
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         train(args)
-    except UnreadableImagesError as err:
-        raise SystemExit(f"error: {err}") from None
+    except (UsageError, UnreadableImagesError) as err:
+        # One line, from one process (every process of a launch finds the same fault). Under `accelerate launch`
+        # the launcher then reports the failed process itself and exits 1 (`accelerate launch -q`: no traceback).
+        if os.environ.get("RANK", "0") == "0":
+            print(f"error: {err}", file=sys.stderr)
+        return 2 if isinstance(err, UsageError) else 1
+    return 0
 
 
 if __name__ == "__main__":

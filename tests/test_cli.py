@@ -279,3 +279,27 @@ def test_the_console_script_runs_quietly_and_its_help_needs_neither_torch_nor_di
     proc = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "--resize-mask" in proc.stdout and "heavy: []" in proc.stdout, proc.stderr
     assert STRATEGIES == PIPELINE_STRATEGIES
+
+
+def test_ctrl_c_in_a_folder_job_says_how_far_it_got_in_one_line(box_mask, photo, tiny_pipeline_dir, tmp_path):
+    import signal
+    import time
+
+    images, output = tmp_path / "images", tmp_path / "out"
+    images.mkdir()
+    for n in range(200):
+        photo(seed=n).save(images / f"p{n:03d}.png")
+    box_mask().save(tmp_path / "mask.png")
+    job = subprocess.Popen([SCRIPT, "--image", str(images), "--mask", str(tmp_path / "mask.png"), "--output",
+                            str(output), "--model", str(tiny_pipeline_dir)], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while len(list(output.glob("*.png"))) < 3:
+        assert job.poll() is None and time.time() < deadline, job.stderr.read() if job.poll() is not None else ""
+        time.sleep(0.05)
+    job.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    err = job.communicate(timeout=60)[1]
+    assert job.returncode == 130, err
+    assert "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    done = len(list(output.glob("*.png")))
+    assert last == f"interrupted: {done} of 200 images done (in {output}); run the same command again to finish"

@@ -49,10 +49,19 @@ def env():
     return {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
 
+class Refused(Exception):
+    """scripts/train.py ended with an error status: `code`, and what it printed (`str()`)."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
 @pytest.fixture
-def train_here(monkeypatch, caplog):
+def train_here(monkeypatch, caplog, capsys):
     """train_here(args) runs scripts/train.py's main in this process (one CPU process, as `python train.py` would)
-    and returns its log; Accelerate's process-wide state is reset after each run."""
+    and returns its log, or raises `Refused` with its exit status and message; Accelerate's process-wide state is
+    reset after each run."""
     from accelerate.state import AcceleratorState
 
     from scripts import train
@@ -63,8 +72,15 @@ def train_here(monkeypatch, caplog):
         caplog.clear()
         previous_umask = None if umask is None else os.umask(umask)
         try:
+            capsys.readouterr()  # (what earlier runs printed)
             with caplog.at_level(logging.INFO):
-                train.main(args[1:])  # args[0] is the script
+                code = train.main(args[1:])  # args[0] is the script
+            if code:
+                err = capsys.readouterr().err
+                assert "Traceback" not in err and "error: " in err, err
+                if code == 2:  # a usage error: one line
+                    [line] = [line for line in err.splitlines() if "error: " in line or line.startswith(" ")]
+                raise Refused(code, err)
         finally:
             AcceleratorState._reset_state(reset_partial_state=True)
             if previous_umask is not None:
@@ -161,9 +177,10 @@ def test_a_finished_run_is_never_mixed_with_a_new_one_and_its_files_are_ordinary
         assert path.stat().st_mode & 0o777 == (0o755 if path.is_dir() else 0o644), path
     assert (out / "checkpoint-2").is_dir() and (out / "pipeline-2").is_dir()
 
-    with pytest.raises(SystemExit) as refused:  # a message, not a traceback
+    with pytest.raises(Refused) as refused:  # a message, not a traceback
         train_here(train_args(data_dir, out, "--max_train_steps", "1"))
     message = str(refused.value)
+    assert refused.value.code == 2
     assert "holds a previous run (checkpoint-2, pipeline, pipeline-2, validation)" in message
     assert "--resume_from_checkpoint latest" in message and "--overwrite_output_dir" in message
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint-2", "pipeline", "pipeline-2", "validation"]
@@ -179,9 +196,10 @@ def test_a_folder_of_unreadable_images_says_what_was_found(tmp_path, train_here)
     bad.mkdir()
     for n in range(4):
         (bad / f"photo{n}.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg " + bytes([n]))
-    with pytest.raises(SystemExit) as refused:  # a message, not a traceback
+    with pytest.raises(Refused) as refused:  # a message, not a traceback
         train_here(train_args(bad, tmp_path / "out", "--max_train_steps", "1", "--num_validation_images", "0"))
     message = str(refused.value)
+    assert refused.value.code == 1  # the data, not the command
     assert "none of the 4 images in the data set could be read; check the data folder" in message
     assert "photo0.jpg" in message and "100 unreadable" not in message
 
@@ -247,8 +265,18 @@ def test_finetune_phase_can_start_from_recalibrated_statistics(data_dir, tmp_pat
 def test_refuses_random_vgg_unless_asked(data_dir, tmp_path, train_here, monkeypatch):
     args = [a for a in train_args(data_dir, tmp_path / "x", "--max_train_steps", "1") if a != "--allow_random_vgg"]
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))  # no VGG16 weights anywhere
-    with pytest.raises(SystemExit, match="Pass --vgg_weights"):
+    with pytest.raises(Refused, match="Pass --vgg_weights") as refused:
         train_here(args)
+    assert refused.value.code == 2
+
+
+def test_an_empty_or_missing_training_folder_is_one_line_with_exit_status_2(tmp_path, train_here):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder, message in ((empty, r"no training images \(\.bmp"), (tmp_path / "nowhere", "does not exist")):
+        with pytest.raises(Refused, match=message) as refused:
+            train_here(train_args(folder, tmp_path / "out", "--max_train_steps", "1"))
+        assert refused.value.code == 2
 
 
 def test_pixel_losses_alone_need_no_vgg(data_dir, tmp_path, train_here):
