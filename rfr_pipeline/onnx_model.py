@@ -61,8 +61,13 @@ def export_onnx(model, path: str | Path, opset: int = DEFAULT_OPSET, fp16: bool 
                                     dynamic_shapes={"image": dims, "known_mask": dims}, opset_version=opset,
                                     dynamo=True, external_data=False, optimize=False, verbose=False)
     proto = program.model_proto
-    for node in proto.graph.node:  # the exporter's debug notes: stack traces with this machine's paths and counters
-        del node.metadata_props[:]
+    # The exporter's notes, none needed to run: stack traces with this machine's paths and counters (on nodes),
+    # torch.export's signature and shape constraints, whose symbols are numbered in an order that differs between
+    # processes (on the graph), original names (on inputs, outputs, values). Without them, every export is the same
+    # file byte for byte.
+    for value in [*proto.graph.node, *proto.graph.input, *proto.graph.output, *proto.graph.value_info,
+                  *proto.graph.initializer, proto.graph]:
+        del value.metadata_props[:]
     config = {k: v for k, v in network.config.items() if not k.startswith("_")}
     metadata = {"config": config, "default_strategy": default_strategy,
                 "default_working_size": default_working_size, "default_flip_average": default_flip_average,

@@ -84,6 +84,16 @@ def test_exports_are_deterministic_leave_the_model_as_it_was_and_fp16_keeps_floa
         network(image, known[..., :32])
 
 
+def test_an_export_in_another_process_is_the_same_file_byte_for_byte(faces_onnx, tmp_path):
+    # torch.export numbers its shape symbols in an order that differs between processes; none of its notes are kept.
+    again = tmp_path / "faces.onnx"
+    subprocess.run([sys.executable, "scripts/export_onnx.py", "--model", "faces", "--output", str(again)],
+                   cwd=REPO_ROOT, check=True, capture_output=True, timeout=600)
+    assert filecmp.cmp(faces_onnx, again, shallow=False), "two exports of the face model differ"
+    proto = onnx.load(str(again))
+    assert not proto.graph.metadata_props and [p.key for p in proto.metadata_props] == ["rfr_pipeline"]
+
+
 @requires_shared  # (not a `numerics` test: the AVX2 switches steer PyTorch's kernels, not onnxruntime's)
 def test_onnxruntime_reproduces_the_official_fixtures_from_one_file(official):
     network = ONNXRFRNet(official["onnx"])
