@@ -242,6 +242,9 @@ def save_checkpoint(accelerator, output_dir: Path, step: int, total_limit: int |
     if accelerator.is_main_process and staging.exists():
         shutil.rmtree(staging)
     accelerator.wait_for_everyone()
+    # (Accelerate logs "Sampler state for dataloader 0 saved" here, but writes sampler.bin only for iterable
+    # datasets. None is needed: the seedable sampler's order comes from (seed, epoch) alone, and a resumed run skips
+    # the batches its epoch has done; tests/test_train.py checks that two processes resume mid-epoch exactly.)
     accelerator.save_state(str(staging))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
