@@ -52,9 +52,16 @@ def _exporting() -> bool:
 # the shape. That depends on the CPU, the kernels oneDNN has for its instruction set, and the thread count: on one
 # AVX-512 Xeon the four-phase transposed convolution is 1.4× faster than the plain one for the 1024-channel decoder,
 # on an AVX2 EPYC 2.4× slower (benchmarks/layer_forms.py). So, as cudnn.benchmark does, each layer shape is timed
-# once per process at first use. RFR_CPU_AUTOTUNE=0 turns that off (every layer then runs the plain form).
+# once at first use, and the choice kept on disk for later processes on the same machine (a one-photo command line
+# would otherwise spend about 2 s timing, more than the network takes). RFR_CPU_AUTOTUNE=0 turns timing off (every
+# layer then runs the plain form); RFR_CACHE_DIR moves the choices (default: $XDG_CACHE_HOME or ~/.cache, then
+# rfr_pipeline), an empty RFR_CACHE_DIR keeps them in memory only.
 CPU_AUTOTUNE = os.environ.get("RFR_CPU_AUTOTUNE", "1") != "0"
 _fastest_forms: dict[tuple, str] = {}  # (layer, channels, kernel, H, W, dtype, threads) → fastest form, this process
+FORM_CACHE_DIR = (Path(os.environ["RFR_CACHE_DIR"]) if os.environ.get("RFR_CACHE_DIR")
+                  else None if "RFR_CACHE_DIR" in os.environ
+                  else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rfr_pipeline")
+_stored_forms: dict[str, str] | None = None  # the file's choices for this machine, read at the first timing
 
 
 class FastestFormOnCPU:
@@ -77,8 +84,13 @@ class FastestFormOnCPU:
                torch.get_num_threads())
         if key in _fastest_forms:
             return self.forward_as(_fastest_forms[key], x)
+        stored = _stored_form(key)
+        if stored in forms:  # timed by an earlier process on this machine
+            _fastest_forms[key] = stored
+            return self.forward_as(stored, x)
         form, output = self._fastest_form(x, forms)
         _fastest_forms[key] = form
+        _store_form(key, form)
         return output
 
     def _fastest_form(self, x: torch.Tensor, forms: Sequence[str]) -> tuple[str, torch.Tensor]:
@@ -94,6 +106,57 @@ class FastestFormOnCPU:
                 if best is None or seconds < best[0]:
                     best = (seconds, form, output)
         return best[1], best[2]
+
+
+def _form_cache_file() -> Path | None:
+    """This machine's file of timed choices: its name follows what the timings depend on (the CPU, the kernels
+    PyTorch and oneDNN pick for its instruction set, and their switches), so another machine or torch never reads
+    them."""
+    if FORM_CACHE_DIR is None:
+        return None
+    import hashlib
+    import platform
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    machine = [cpu, platform.machine(), torch.__version__, torch.backends.cpu.get_cpu_capability(),
+               os.environ.get("ONEDNN_MAX_CPU_ISA", ""), os.environ.get("MKL_ENABLE_INSTRUCTIONS", "")]
+    return FORM_CACHE_DIR / f"cpu-forms-{hashlib.sha1(repr(machine).encode()).hexdigest()[:16]}.json"
+
+
+def _stored_form(key: tuple) -> str | None:
+    global _stored_forms
+    if _stored_forms is None:
+        path = _form_cache_file()
+        try:
+            _stored_forms = json.loads(path.read_text()) if path is not None and path.is_file() else {}
+        except (OSError, ValueError):  # unreadable or half-written by hand: time again
+            _stored_forms = {}
+    return _stored_forms.get(repr(key))
+
+
+def _store_form(key: tuple, form: str) -> None:
+    """Add one choice to this machine's file (atomically; the file's choices are re-read first, so processes
+    timing side by side keep each other's). Nowhere to write (a read-only home): kept in memory only."""
+    from .atomic import atomic_file
+
+    _stored_form(key)
+    _stored_forms[repr(key)] = form
+    path = _form_cache_file()
+    if path is None:
+        return
+    try:
+        on_disk = json.loads(path.read_text()) if path.is_file() else {}
+        on_disk[repr(key)] = form
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path) as tmp:
+            tmp.write_text(json.dumps(on_disk, indent=0, sort_keys=True))
+    except (OSError, ValueError):
+        pass
 
 
 # -- convolution through the FFT (overlap-save) -------------------------------------------------------------------

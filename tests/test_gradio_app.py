@@ -675,3 +675,39 @@ def test_in_a_real_browser_each_model_has_its_tab_with_its_examples_brush_and_ru
 
     grown = dilate(__import__("torch").from_numpy(example_hole), 4 + 2).numpy()  # the app grows it by 4
     assert changed[example_hole].mean() > 0.5 and not changed[~grown].any()
+
+
+def resident_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm") or gradio_app._MALLOC_TRIM is None,
+                    reason="Linux with glibc only")
+def test_memory_is_handed_back_after_requests_of_ever_new_sizes(tmp_path):
+    # Photos of six sizes (0.3-5 MP), twice round, through the embedded default model: between requests the server
+    # holds little more than before the first. (Without handing freed memory back it held 227 MiB more here, and
+    # over 240 requests it kept growing: benchmarks/benchmark_demo.py --soak, docs/large-images.md.)
+    from rfr_pipeline import DEFAULT_MODEL
+    from rfr_pipeline.masks import object_mask
+
+    inpainter = gradio_app.Inpainter(DEFAULT_MODEL)
+    rng = np.random.default_rng(0)
+    values = []
+    for n, megapixels in enumerate((0.3, 2.5, 1.1, 5.0, 0.7, 3.6)):
+        width = int((megapixels * 1e6 * 4 / 3) ** 0.5)
+        height = width * 3 // 4
+        photo, mask = tmp_path / f"photo{n}.jpg", tmp_path / f"mask{n}.png"
+        base = rng.integers(0, 256, (height // 8, width // 8, 3), dtype=np.uint8)
+        PIL.Image.fromarray(base).resize((width, height)).save(photo, quality=90)
+        object_mask(("person", "car", "disk")[n % 3], width, height, 0.07).save(mask)
+        values.append({"background": str(photo), "layers": [str(mask)], "composite": None})
+    inpainter(values[0], "auto", 4)  # the first request's one-off costs (timing the CPU forms)
+    before = resident_mib()
+    after = []
+    for _ in range(2):
+        for value in values:
+            inpainter(value, "auto", 4)
+        after.append(resident_mib())
+    print(f"resident before {before:.0f} MiB, after each round {[round(m) for m in after]} MiB")
+    assert max(after) - before < 100, f"the server holds {max(after) - before:.0f} MiB more between requests"

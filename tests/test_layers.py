@@ -1,5 +1,7 @@
 """The fast layer implementations compute what the plain PyTorch / official formulations compute."""
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -29,10 +31,12 @@ def test_upconv_every_form_equals_conv_transpose(in_channels):
     torch.testing.assert_close(training, expected, rtol=0, atol=0)
 
 
-def test_layers_time_their_forms_once_per_shape_and_can_be_told_not_to(monkeypatch):
+def test_layers_time_their_forms_once_per_shape_and_can_be_told_not_to(monkeypatch, tmp_path):
     from rfr_pipeline import modeling_rfr
 
     monkeypatch.setattr(modeling_rfr, "_fastest_forms", {})
+    monkeypatch.setattr(modeling_rfr, "_stored_forms", None)
+    monkeypatch.setattr(modeling_rfr, "FORM_CACHE_DIR", tmp_path)
     upconv, partial = UpConv(8, 4), PartialConv2d(8, 4, 7, padding=3)
     timed = []
     original = modeling_rfr.FastestFormOnCPU._fastest_form
@@ -56,11 +60,30 @@ def test_layers_time_their_forms_once_per_shape_and_can_be_told_not_to(monkeypat
     assert first.shape == again.shape == (1, 4, 10, 12)
     chosen = modeling_rfr._fastest_forms
     assert len(chosen) == 4 and set(chosen.values()) <= set(UpConv.FORMS + PartialConv2d.FORMS)
+
+    # A later process on this machine (its own, empty choices) reads them from the file instead of timing again.
+    monkeypatch.setattr(modeling_rfr, "_fastest_forms", {})
+    monkeypatch.setattr(modeling_rfr, "_stored_forms", None)
+    with torch.no_grad():
+        upconv(torch.randn(1, 8, 5, 6))
+        partial(x, mask(x))
+    again = modeling_rfr._fastest_forms
+    assert len(timed) == 4 and len(again) == 2 and again == {key: chosen[key] for key in again}
+    [stored] = list(tmp_path.glob("cpu-forms-*.json"))
+    assert len(json.loads(stored.read_text())) == 4
+    # Another machine (another CPU or torch: another file name) times its own.
+    monkeypatch.setattr(modeling_rfr, "_fastest_forms", {})
+    monkeypatch.setattr(modeling_rfr, "_stored_forms", None)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "ANOTHER_ISA")
+    with torch.no_grad():
+        upconv(torch.randn(1, 8, 5, 6))
+    assert len(timed) == 5 and len(list(tmp_path.glob("cpu-forms-*.json"))) == 2
+
     monkeypatch.setattr(modeling_rfr, "CPU_AUTOTUNE", False)  # RFR_CPU_AUTOTUNE=0
     with torch.no_grad():
         upconv(torch.randn(1, 8, 9, 6))
         partial(torch.randn(1, 8, 12, 12), torch.ones(1, 1, 12, 12))
-    assert len(timed) == 4
+    assert len(timed) == 5
 
 
 @pytest.mark.parametrize(("shape", "kernel"), [((2, 64, 64, 80), 7), ((1, 6, 37, 19), 7), ((2, 5, 40, 33), 5)])
