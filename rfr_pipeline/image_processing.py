@@ -24,6 +24,7 @@ class PreparedImage:
     rgb: torch.Tensor  # (3, H, W) float32 in [0, 1]
     alpha: np.ndarray | None  # (H, W) uint8 alpha of an RGBA/LA photo, re-attached to PIL outputs
     was_grayscale: bool = False
+    rgb8: np.ndarray | None = None  # (H, W, 3) uint8: an 8-bit PIL photo as decoded (PIL outputs start from it)
 
 
 def _describe(x) -> str:
@@ -80,8 +81,9 @@ def prepare_image(image) -> PreparedImage:
             array = array / (65535.0 if array.max() > 255 else 255.0)
             rgb = torch.from_numpy(np.clip(array, 0, 1))[None].repeat(3, 1, 1)
             return PreparedImage(rgb.contiguous(), None, True)
-        rgb = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float() / 255
-        return PreparedImage(rgb.contiguous(), alpha, was_gray)
+        rgb8 = np.array(image.convert("RGB"))
+        rgb = torch.from_numpy(rgb8).permute(2, 0, 1).float() / 255
+        return PreparedImage(rgb.contiguous(), alpha, was_gray, rgb8)
 
     if isinstance(image, np.ndarray):
         if image.ndim == 2:
@@ -192,6 +194,16 @@ def dilate(hole: torch.Tensor, pixels: int) -> torch.Tensor:
     return torch.from_numpy(grown.astype(bool))
 
 
+def bounding_box(mask: torch.Tensor) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of a (H, W) bool mask's True pixels; (0, 0, 0, 0) for an empty mask."""
+    rows, cols = mask.any(1), mask.any(0)
+    if not bool(rows.any()):
+        return 0, 0, 0, 0
+    top, bottom = int(rows.float().argmax()), len(rows) - int(rows.flip(0).float().argmax())
+    left, right = int(cols.float().argmax()), len(cols) - int(cols.flip(0).float().argmax())
+    return top, left, bottom, right
+
+
 def feather_weights(hole: torch.Tensor, radius: int) -> torch.Tensor:
     """(H, W) blending weight of the prediction: 1 inside the hole, fading to 0 over `radius` px outside it."""
     weight = hole.float()[None, None]
@@ -281,7 +293,9 @@ def upscale_with_detail(window: torch.Tensor, hole: torch.Tensor, small: torch.T
     left = ((torch.arange(cols_n) * cell - cell // 2) * width / w).round().long() + pad
 
     def box_any(mask: torch.Tensor, outside: bool) -> torch.Tensor:  # (patches,): a True pixel in the patch's box?
-        table = F.pad(F.pad(mask.long(), (pad,) * 4, value=int(outside)).cumsum(0).cumsum(1), (1, 0, 1, 0))
+        # (int32 counts: exact up to 2 gigapixels, and half the memory traffic of int64 on a 16-MP window)
+        table = F.pad(F.pad(mask.int(), (pad,) * 4, value=int(outside)).cumsum(0, dtype=torch.int32)
+                      .cumsum(1, dtype=torch.int32), (1, 0, 1, 0))
         t, l = top[:, None], left[None, :]
         return (table[t + size, l + size] - table[t, l + size] - table[t + size, l] + table[t, l]).flatten() > 0
 

@@ -361,8 +361,17 @@ class RFRInpaintPipeline(DiffusionPipeline):
     # -- 5. output ----------------------------------------------------------------------------------------------
 
     @staticmethod
-    def to_pil(rgb: torch.Tensor, prepared: ip.PreparedImage) -> PIL.Image.Image:
-        array = (rgb.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    def to_pil(rgb: torch.Tensor, prepared: ip.PreparedImage, changed: torch.Tensor | None = None) -> PIL.Image.Image:
+        """`rgb` as a PIL image in the photo's mode. Where the photo came as 8 bits and `changed` (H, W) marks the
+        only pixels that can differ from it, only their bounding box is converted: on a large photo with one object
+        removed, converting every pixel cost more than the network."""
+        box = ip.bounding_box(changed) if changed is not None and prepared.rgb8 is not None else None
+        if box is None:
+            array = (rgb.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        else:
+            t, l, b, r = box
+            array = prepared.rgb8.copy()  # known pixels are the input's own values, so its bytes
+            array[t:b, l:r] = (rgb[:, t:b, l:r].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         pil = PIL.Image.fromarray(array, "RGB")
         if prepared.was_grayscale:
             pil = pil.convert("L")  # equal channels: exact
@@ -485,7 +494,8 @@ class RFRInpaintPipeline(DiffusionPipeline):
         self.maybe_free_model_hooks()
 
         if output_type == "pil":
-            output = [self.to_pil(rgb, prepared) for rgb, prepared in zip(results, images)]
+            changed = [ip.dilate(hole, feather_radius) for hole in holes]  # (feathering blends around the hole)
+            output = [self.to_pil(*args) for args in zip(results, images, changed)]
         else:
             # images[i] has one shape whatever the batch: (H, W, 3) for "np", (3, H, W) for "pt"; a batch of one
             # size comes stacked, photos of different sizes come as a list.
