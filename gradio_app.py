@@ -42,6 +42,12 @@ MAX_FILE_SIZE = "25mb"  # Gradio refuses larger uploads (--max-file-size overrid
 # (Photographs only: on flat synthetic drawings such as examples/ball_photo.png the models blur the edges that
 # OpenCV continues.)
 EXAMPLE_SETS = {"faces": ["astronaut"], "scenes": ["coffee", "raccoon"]}
+API_DESCRIPTION = (
+    "Inpaint a photo. The editor value: `background` the photo (any format and mode Pillow reads, up to the demo's "
+    "size limit), `layers` a list of masks, each either paint (transparent where nothing is painted: any paint "
+    "counts) or a conventional mask (opaque, mode L or RGB: white = repaint, as diffusers takes it), `composite` "
+    "ignored. Then the large-image strategy and how many pixels to grow the mask by. Returns the result as a PNG "
+    "(the photo's own mode: alpha and 16-bit depth kept) and a status line.")
 RESULTS_KEPT_SECONDS = 3600  # results (and Gradio's copies of them) are deleted after an hour
 QUEUE_SIZE = 16  # waiting requests beyond these are told the demo is busy
 EDITOR_HEIGHT = 480
@@ -403,7 +409,8 @@ def model_panel(inpainter: Inpainter, name: str) -> None:
                 elem_id=f"upload-note{suffix}")
         status = gr.Markdown(elem_id=f"status{suffix}", elem_classes="rfr-status")
         run.click(inpainter, inputs=[editor, strategy, dilation], outputs=[result, status],
-                  api_name=f"inpaint_{name}" if name else "inpaint", concurrency_limit=1)
+                  api_name=f"inpaint_{name}" if name else "inpaint", api_description=API_DESCRIPTION,
+                  concurrency_limit=1)
         if names:
             gr.Examples(examples(names), inputs=[editor], label="Examples (free to reuse, see examples/LICENSE.md)")
 

@@ -1,6 +1,7 @@
 """The demo, for real: the app served on 127.0.0.1, called through gradio_client and driven in Chromium."""
 
 import io
+import json
 import os
 import shutil
 import socket
@@ -157,6 +158,8 @@ def test_jpegs_of_every_kind_work_through_the_api(app_url, tmp_path):
 def test_conventional_masks_are_taken_as_diffusers_takes_them(app_url, tmp_path):
     # White = repaint on black, in mode L or opaque RGB(A): the same hole as the editor's paint layer.
     client = Client(app_url, verbose=False)
+    described = json.dumps(client.view_api(print_info=False, return_format="dict"))  # what view_api() documents
+    assert "conventional mask (opaque, mode L or RGB: white = repaint" in described
     photo, layer = EXAMPLES / "ball_photo.png", EXAMPLES / "ball_mask.png"
     hole = painted(layer)
     painted_result, _ = client.predict(editor_value(photo, layer), "auto", 0, api_name="/inpaint")
