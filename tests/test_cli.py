@@ -287,9 +287,9 @@ def test_ctrl_c_in_a_folder_job_says_how_far_it_got_in_one_line(box_mask, photo,
 
     images, output = tmp_path / "images", tmp_path / "out"
     images.mkdir()
-    for n in range(200):
-        photo(seed=n).save(images / f"p{n:03d}.png")
-    box_mask().save(tmp_path / "mask.png")
+    for n in range(200):  # photos large enough that the job cannot finish before the signal arrives
+        photo(384, 512, seed=n).save(images / f"p{n:03d}.png")
+    box_mask(384, 512, ((100, 120, 300, 400),)).save(tmp_path / "mask.png")
     job = subprocess.Popen([SCRIPT, "--image", str(images), "--mask", str(tmp_path / "mask.png"), "--output",
                             str(output), "--model", str(tiny_pipeline_dir)], stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
@@ -298,6 +298,7 @@ def test_ctrl_c_in_a_folder_job_says_how_far_it_got_in_one_line(box_mask, photo,
         time.sleep(0.05)
     job.send_signal(signal.SIGINT)  # what Ctrl-C sends
     err = job.communicate(timeout=60)[1]
+    assert "200 of 200 images inpainted" not in err, "the job finished before the signal: nothing was tested"
     assert job.returncode == 130, err
     assert "Traceback" not in err, err
     last = err.strip().splitlines()[-1]
