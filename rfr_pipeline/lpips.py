@@ -51,14 +51,15 @@ class LPIPS(nn.Module):
         return model
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        x = (2 * x - 1 - self.shift) / self.scale
-        y = (2 * y - 1 - self.shift) / self.scale
+        """(B,) distances between x (B, 3, H, W) and y, of the same shape or (1, 3, H, W): one image compared with
+        each of x (several methods' results against one truth), its features computed once."""
+        both = (2 * torch.cat([x, y]) - 1 - self.shift) / self.scale  # one pass through VGG16 for both
         distance = x.new_zeros(x.shape[0])
         heads = iter(self.heads)
         for index, layer in enumerate(self.features):
-            x, y = layer(x), layer(y)
+            both = layer(both)
             if index in TAPS:
-                nx = x / (x.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
-                ny = y / (y.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+                unit = both / (both.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+                nx, ny = unit[: len(x)], unit[len(x) :]
                 distance = distance + next(heads)((nx - ny).pow(2)).mean((1, 2, 3))
         return distance

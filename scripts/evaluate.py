@@ -36,7 +36,7 @@ from rfr_pipeline.data import list_images
 from rfr_pipeline.evaluation import (
     BASELINES,
     BINS,
-    image_metrics,
+    methods_metrics,
     load_mask,
     load_photo,
     markdown_table,
@@ -77,8 +77,8 @@ def evaluate_pairs(pairs, pipe, strategy, baselines: list[str], resolution: int,
         for name in baselines:
             results[name] = run_baseline(name, photo, hole)
         pair_rows = [{"image": image_path.name, "mask": mask_path.name, "bin": BINS[bin_index],
-                      "hole_fraction": float(hole.mean()), "method": method, **image_metrics(comp, photo, hole, lpips)}
-                     for method, comp in results.items()]
+                      "hole_fraction": float(hole.mean()), "method": method, **metrics}
+                     for method, metrics in zip(results, methods_metrics(list(results.values()), photo, hole, lpips))]
         rows += pair_rows
         if on_rows is not None:
             on_rows(pair_rows)
@@ -120,7 +120,8 @@ def read_progress(path: Path, settings: dict) -> list[dict]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="pipeline folder or Hub repo id (omit to evaluate only the baselines)")
+    parser.add_argument("--model", help="pipeline folder, Hub repo id, or an embedded model by name (scenes, faces); "
+                                        "omit to evaluate only the baselines")
     parser.add_argument("--images", required=True, type=Path)
     parser.add_argument("--masks", required=True, type=Path)
     parser.add_argument("--output", required=True, type=Path)
@@ -172,6 +173,12 @@ def main(argv=None) -> int:
             parser.error(f"--lpips: {err}")
     pipe = None
     if args.model:
+        from rfr_pipeline.cli import UsageError, resolve_model
+
+        try:
+            args.model = resolve_model(args.model)  # an embedded model by name (scenes, faces), a folder, a repo id
+        except UsageError as err:
+            parser.error(str(err))
         pipe = RFRInpaintPipeline.from_pretrained(args.model).to(args.device)
         pipe.set_progress_bar_config(disable=True)
         args.strategy = args.strategy or pipe.config.default_strategy

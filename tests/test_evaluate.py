@@ -204,3 +204,31 @@ def test_an_interrupted_evaluation_continues_where_it_stopped_and_grids_can_be_o
     with pytest.raises(SystemExit) as refused:  # the same folder, another evaluation: refused, not mixed
         evaluate.main([*args[:-2], "--grid_examples", "1", "--seed", "3"])
     assert refused.value.code == 2 and "holds results of another evaluation" in capsys.readouterr().err
+
+
+def test_the_methods_of_a_pair_are_measured_together_as_each_alone(tmp_path):
+    # scripts/evaluate.py measures every method's composite of a photo in one batch (SSIM in float32, LPIPS with the
+    # truth's features once): the numbers are each composite's own.
+    from safetensors.torch import save_file
+
+    from rfr_pipeline.lpips import LPIPS, TAP_CHANNELS
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    hole = np.zeros((48, 64), bool)
+    hole[10:30, 20:50] = True
+    comps = [np.where(hole[..., None], rng.integers(0, 256, truth.shape, dtype=np.uint8), truth) for _ in range(3)]
+    torch.manual_seed(0)
+    model = LPIPS()
+    weights = {f"features.{n}.{p}": getattr(m, p).detach().normal_(0, 0.05) for n, m in enumerate(model.features)
+               if isinstance(m, torch.nn.Conv2d) for p in ("weight", "bias")}
+    weights |= {f"lpips.lin{k}.weight": torch.rand(1, c, 1, 1) for k, c in enumerate(TAP_CHANNELS)}
+    save_file(weights, tmp_path / "lpips.safetensors")
+    lpips = LPIPS.from_file(tmp_path / "lpips.safetensors")
+    together = evaluation.methods_metrics(comps, truth, hole, lpips)
+    for comp, measured in zip(comps, together):
+        alone = evaluation.image_metrics(comp, truth, hole, lpips)
+        assert measured.keys() == alone.keys() == set(evaluation.METRICS)
+        for name in alone:
+            assert measured[name] == pytest.approx(alone[name], rel=1e-6, abs=1e-7), name
+    assert len({round(m["lpips"], 6) for m in together}) == 3  # three different composites, three distances
