@@ -3,6 +3,7 @@
     rfr-inpaint --image photo.jpg --mask mask.png --output result.png
     rfr-inpaint --image photos/ --mask masks/ --output results/       # masks matched to images by file name
     rfr-inpaint --image photos/ --mask mask.png --output results/     # one mask for every photo
+    rfr-inpaint --image photos/ --mask masks/ --output results/ --processes 8        # 8 GPUs (or CPU processes)
     accelerate launch --num_processes 8 -m rfr_pipeline.cli --image photos/ --mask masks/ --output results/
 
 White mask pixels are repainted. A single result takes the format of its extension (.png, .jpg, .webp, .bmp, .tif);
@@ -32,6 +33,9 @@ STRATEGIES = ("auto", "original", "resize", "crop")  # as RFRInpaintPipeline's (
 DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16", "bfloat16": "bfloat16",
           "bf16": "bfloat16"}
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+LAUNCHED_BY_CLI = "RFR_LAUNCHED_BY_CLI"  # set for the processes `--processes` starts
 
 
 class UsageError(Exception):
@@ -66,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=1,
                         help="photos of one size sent through the network together (folder mode)")
     parser.add_argument("--overwrite", action="store_true", help="replace results that already exist")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="share a folder between this many processes (one per GPU where there are GPUs, else "
+                             "CPU processes); launched through Accelerate once every check has passed")
     parser.add_argument("--debug", action="store_true", help="print full tracebacks")
     return parser
 
@@ -278,6 +285,56 @@ def open_pair(job: Job):
         return image.copy(), mask.copy()
 
 
+def launch_processes(args, argv: list[str] | None) -> int:
+    """`--processes N`: every check a folder job makes before work (folders, outputs, the model's name), here, so
+    that a mistake is one line with exit status 2; then `accelerate launch` runs N copies of this command (which
+    share the folder as `inpaint_folder` does). Its exit status: 0, 1 if a photo failed, 130 after Ctrl-C."""
+    import socket
+    import subprocess
+
+    if os.environ.get("RANK") is not None:
+        raise UsageError("--processes is for launching; under accelerate launch, use its --num_processes")
+    if args.processes < 1:
+        raise UsageError(f"--processes must be 1 or more, got {args.processes}")
+    if not args.image.is_dir():
+        raise UsageError(f"--processes shares a folder between processes; --image {args.image} is a file")
+    jobs, _ = plan_jobs(args.image, args.mask, args.output)
+    check_outputs(jobs, args.overwrite, folder_mode=True)
+    resolve_model(args.model)
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0  # (a folder job takes cuda:<rank> there)
+    if gpus and args.processes > gpus:
+        raise UsageError(f"--processes {args.processes}: this machine has {gpus} GPU(s), one process each")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    own = list(sys.argv[1:] if argv is None else argv)
+    at = own.index("--processes") if "--processes" in own else next(
+        n for n, a in enumerate(own) if a.startswith("--processes="))
+    del own[at : at + (1 if "=" in own[at] else 2)]
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--quiet", "--multi_gpu", "--num_processes",
+               str(args.processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(port), "-m", "rfr_pipeline.cli", *own]
+    env = {**os.environ, LAUNCHED_BY_CLI: "1"}
+    if not gpus:  # CPU processes: Accelerate's switch, and the cores shared between them
+        env["ACCELERATE_USE_CPU"] = "1"
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.processes)))
+    from .batch import MANIFEST, read_records
+
+    manifest = args.output / MANIFEST
+    start = manifest.stat().st_size if manifest.is_file() else 0
+    child = subprocess.Popen(command, env=env)
+    try:
+        code = child.wait()
+    except KeyboardInterrupt:  # the processes got it too: their main process says how far they got
+        child.wait()
+        return 130
+    if code != 0:
+        return 130 if code == 130 else 1
+    return 1 if any(r["status"] == "failed" for r in read_records(manifest, start)[0]) else 0
+
+
 def describe_failure(err: BaseException) -> str:
     """An error for the command line: the pipeline's advice names its Python argument, this names the option."""
     return f"{type(err).__name__}: {err}".replace("pass resize_mask=True", "pass --resize-mask")
@@ -304,6 +361,8 @@ def _main(argv: list[str] | None) -> int:
     try:
         if args.mask_dilation < 0:
             raise UsageError(f"--mask-dilation must be 0 or more pixels, got {args.mask_dilation}")
+        if args.processes != 1:
+            return launch_processes(args, argv)
         if args.image.is_dir():
             from .batch import Interrupted, inpaint_folder
 
@@ -320,7 +379,10 @@ def _main(argv: list[str] | None) -> int:
                 return 130  # as a shell reports Ctrl-C
             from .distributed import end_processes
 
-            return end_processes(1 if totals["failed"] else 0)  # in a launch, the process ends here
+            # Under `--processes` the launching command reports failed photos (from the manifest): a worker's exit
+            # status 1 would make Accelerate's launcher print a report of "failed" processes.
+            failed = totals["failed"] and not os.environ.get(LAUNCHED_BY_CLI)
+            return end_processes(1 if failed else 0)  # in a launch, the process ends here
         (job,), _ = plan_jobs(args.image, args.mask, args.output)
         check_outputs([job], args.overwrite, folder_mode=False)
         pipe = load_pipeline(args.model, args.device, args.dtype)

@@ -120,3 +120,26 @@ def test_two_processes_share_the_folder_a_killed_one_loses_nothing_and_a_relaunc
         ours = np.asarray(PIL.Image.open(output / path.name)).astype(int)
         single = np.asarray(PIL.Image.open(tmp_path / "single" / path.name)).astype(int)
         assert np.abs(ours - single).max() <= 1, path.name
+
+
+def test_processes_option_checks_first_then_launches_and_reports_in_a_few_lines(make_folders, photo,
+                                                                                tiny_pipeline_dir, tmp_path):
+    # `rfr-inpaint --processes 2`: a mistake is one line and exit status 2 before anything starts; a photo that
+    # fails makes the status 1, with its one line and none of Accelerate's launcher report.
+    script = os.path.join(os.path.dirname(sys.executable), "rfr-inpaint")
+    images, masks = make_folders(tmp_path, 6)
+    (images / "zz.png").write_bytes(b"not a png")
+    photo(96, 128).save(masks / "zz.png")
+    common = [script, "--image", str(images), "--mask", str(masks), "--model", str(tiny_pipeline_dir),
+              "--processes", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    refused = subprocess.run([*common, "--output", str(images)], capture_output=True, text=True, env=env, timeout=120)
+    assert refused.returncode == 2 and refused.stderr.strip().count("\n") == 0, refused.stderr
+    assert "is the --image folder" in refused.stderr
+    output = tmp_path / "out"
+    done = subprocess.run([*common, "--output", str(output)], capture_output=True, text=True, env=env, timeout=600)
+    log = done.stdout + done.stderr
+    assert done.returncode == 1, log[-3000:]
+    assert "zz.png" in log and "6 of 7 images inpainted" in log and "by 2 processes" in log, log[-3000:]
+    assert "ChildFailedError" not in log and "Traceback" not in log, log[-3000:]
+    assert {r["process"] for r in records(output) if r["status"] == "done"} == {0, 1}
