@@ -290,8 +290,10 @@ def test_ctrl_c_in_a_folder_job_says_how_far_it_got_in_one_line(box_mask, photo,
     for n in range(200):  # photos large enough that the job cannot finish before the signal arrives
         photo(384, 512, seed=n).save(images / f"p{n:03d}.png")
     box_mask(384, 512, ((100, 120, 300, 400),)).save(tmp_path / "mask.png")
+    # (As from a terminal: pytest-xdist's workers ignore SIGINT, and a child would inherit that and never see it.)
     job = subprocess.Popen([SCRIPT, "--image", str(images), "--mask", str(tmp_path / "mask.png"), "--output",
-                            str(output), "--model", str(tiny_pipeline_dir)], stderr=subprocess.PIPE, text=True)
+                            str(output), "--model", str(tiny_pipeline_dir)], stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while len(list(output.glob("*.png"))) < 3:
         assert job.poll() is None and time.time() < deadline, job.stderr.read() if job.poll() is not None else ""
