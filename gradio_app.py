@@ -29,7 +29,7 @@ from gradio.data_classes import FileData
 
 from rfr_pipeline import DEFAULT_MODEL, EMBEDDED_MODELS
 from rfr_pipeline.atomic import atomic_file
-from rfr_pipeline.cli import UsageError, load_pipeline
+from rfr_pipeline.jobs import UsageError, load_pipeline
 from rfr_pipeline.pipeline_rfr_inpaint import STRATEGIES
 
 HERE = Path(__file__).resolve().parent

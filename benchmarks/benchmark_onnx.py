@@ -24,7 +24,7 @@ from benchmarks._harness import machine_info, timed_interleaved, write_report
 
 def load_network(name: str):
     from rfr_pipeline import RFRNet
-    from rfr_pipeline.cli import load_pipeline
+    from rfr_pipeline.jobs import load_pipeline
 
     if name == "paper":
         torch.manual_seed(0)

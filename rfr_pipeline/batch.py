@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import Job, UsageError, check_outputs, describe_failure, load_pipeline, open_pair, plan_jobs, save_result
+from .jobs import Job, UsageError, check_outputs, describe_failure, load_pipeline, open_pair, plan_jobs, save_result
 
 MANIFEST = "manifest.jsonl"
 

@@ -173,7 +173,7 @@ def main(argv=None) -> int:
             parser.error(f"--lpips: {err}")
     pipe = None
     if args.model:
-        from rfr_pipeline.cli import UsageError, resolve_model
+        from rfr_pipeline.jobs import UsageError, resolve_model
 
         try:
             args.model = resolve_model(args.model)  # an embedded model by name (scenes, faces), a folder, a repo id

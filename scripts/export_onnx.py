@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from rfr_pipeline.cli import UsageError, load_pipeline
+from rfr_pipeline.jobs import UsageError, load_pipeline
 from rfr_pipeline.onnx_model import DEFAULT_OPSET, ONNXRFRNet, export_onnx
 
 
