@@ -627,6 +627,13 @@ def main(argv=None) -> int:
         if os.environ.get("RANK", "0") == "0":
             print(f"error: {err}", file=sys.stderr)
         return 2 if isinstance(err, UsageError) else 1
+    except KeyboardInterrupt:  # Ctrl-C (every process of a launch gets it): where to pick up, in one line
+        if os.environ.get("RANK", "0") == "0":
+            found = list_checkpoints(Path(args.output_dir)) if Path(args.output_dir).is_dir() else []
+            print("interrupted; " + (f"the last checkpoint is {found[-1]}: run the same command with "
+                                     "--resume_from_checkpoint latest to continue" if found else
+                                     "no checkpoint was written yet"), file=sys.stderr)
+        return 130
     return 0
 
 

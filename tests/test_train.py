@@ -176,6 +176,29 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(data_dir, tmp_path, train
     assert sorted(p.name for p in out.glob("checkpoint-*")) == [f"checkpoint-{done[-1] + 1}", f"checkpoint-{done[-1] + 2}"]
 
 
+def test_ctrl_c_says_where_to_pick_up_in_one_line(data_dir, tmp_path):
+    out = tmp_path / "stopped"
+    args = train_args(data_dir, out, "--max_train_steps", "400", "--checkpointing_steps", "1")
+    # (As from a terminal: pytest-xdist's workers ignore SIGINT, and a child would inherit that.)
+    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=env(), preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.time() + 240
+        while not (out / "checkpoint-2").is_dir():
+            assert proc.poll() is None and time.time() < deadline, "the run ended before writing checkpoint-2"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=120)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
+    [line] = [line for line in err.splitlines() if "interrupted" in line]  # (beside the progress bar)
+    said = line[line.index("interrupted"):]
+    assert said.startswith(f"interrupted; the last checkpoint is {out}/checkpoint-"), said
+    assert said.endswith("run the same command with --resume_from_checkpoint latest to continue"), said
+
+
 def test_a_time_budget_stops_the_run_with_a_checkpoint_and_a_pipeline(data_dir, tmp_path, train_here):
     out = tmp_path / "timed"
     log = train_here(train_args(data_dir, out, "--max_train_steps", "1000000", "--max_train_seconds", "4",
