@@ -158,7 +158,11 @@ JS = """
     const editor = window.editor;
     if (!editor || !editor.dimensions || !editor.tools || seen.has(editor)) return;
     seen.add(editor);
-    sendOriginals(editor);
+    try {
+      sendOriginals(editor);
+    } catch (error) {  // an editor of another Gradio version: it sends its own export, as it always did
+      console.warn("the editor's own export is sent:", error);
+    }
     editor.dimensions.subscribe(({width, height}) => {
       const radius = Math.max(MIN_BRUSH_RADIUS, Math.round(Math.max(width, height) / BRUSH_DIVISOR));
       const brush = editor.tools.get("brush");
