@@ -77,3 +77,21 @@ def test_the_python_snippet_runs_as_written(tmp_path):
     result = np.asarray(PIL.Image.open(tmp_path / "inpainted.png").convert("RGB"))
     photo = np.asarray(PIL.Image.open(REPO_ROOT / "examples" / "coffee_photo.png").convert("RGB"))
     assert result.shape == photo.shape and not np.array_equal(result, photo)
+
+
+MARKDOWN_LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def test_every_relative_link_in_the_readme_and_docs_resolves():
+    pages = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").rglob("*.md"))]
+    checked, broken = 0, []
+    for page in pages:
+        text = FENCED.sub("", page.read_text())  # (code blocks hold no links)
+        for target in MARKDOWN_LINK.findall(text):
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):  # a URL, or an anchor on the page
+                continue
+            checked += 1
+            path = (page.parent / target.split("#")[0]).resolve()
+            if not path.exists():
+                broken.append(f"{page.relative_to(REPO_ROOT)}: {target}")
+    assert checked >= 10 and not broken, broken
