@@ -614,7 +614,10 @@ class RFRNet(ModelMixin, ConfigMixin):
 
     # -- forward ----------------------------------------------------------------------------------------------------
 
-    def forward(self, image: torch.Tensor, known_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, known_mask: torch.Tensor, on_iteration=None) -> torch.Tensor:
+        """`on_iteration(iteration, region)`, if given, is called after each recurrent iteration (0, 1, …) with the
+        region reasoned about so far, (B, 1, H, W), 1 = reached (what `known_regions` computes without the network):
+        how the hole closes, for progress bars, callbacks and pictures. It changes nothing else."""
         known = self._check_inputs(image, known_mask)
         image = image.to(self.dtype)
         # `where`, not a product: hole pixels may hold NaN/inf, and must not reach the network.
@@ -628,7 +631,7 @@ class RFRNet(ModelMixin, ConfigMixin):
         # The merge averages every stored map over its own known region; keep running sums instead of a stack.
         weighted_sum, mask_sum = x * mask.to(x.dtype), mask.clone()
         memory = None
-        for _ in range(self.config.num_iterations):
+        for iteration in range(self.config.num_iterations):
             x, mask = self.area_conv1(x, mask)
             x, mask = self.area_conv2(x, mask)
             x = F.leaky_relu(self.area_norm(x), inplace=True)
@@ -636,6 +639,8 @@ class RFRNet(ModelMixin, ConfigMixin):
             x = x * mask.to(x.dtype)
             weighted_sum = weighted_sum + x  # x is already masked by its own mask
             mask_sum = mask_sum + mask
+            if on_iteration is not None:
+                on_iteration(iteration, F.interpolate(mask, scale_factor=2.0, mode="nearest"))
         # Official: mean over the 7 maps of x·m, divided by (mean of m + 1e-7).
         stored = self.config.num_iterations + 1
         x = (weighted_sum / stored) / (mask_sum / stored + 1e-7).to(x.dtype)

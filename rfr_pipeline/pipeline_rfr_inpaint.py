@@ -10,12 +10,14 @@ composite (known pixels are the input's own, bit for bit) → output (PIL, numpy
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import PIL.Image
 import torch
 from diffusers import DiffusionPipeline
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
 from . import image_processing as ip
@@ -125,6 +127,7 @@ class RFRInpaintPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "rfrnet"
+    _callback_tensor_inputs = ["known_region"]  # what `callback_on_step_end` can be given after each iteration
 
     def __init__(self, rfrnet: RFRNet, default_strategy: str = "auto", default_working_size: int | None = None,
                  default_flip_average: bool = False):
@@ -306,25 +309,32 @@ class RFRInpaintPipeline(DiffusionPipeline):
         return _Tile(tile.index, ip.resize(image[None, :, t:b, l:r], size)[0], ip.shrink_mask(fills, size), tile.box,
                      fills, anchor_depth)
 
-    def run(self, tiles: list[_Tile], batch_size: int, flip_average: bool = False) -> list[torch.Tensor]:
-        """The network's prediction for each tile, clamped to [0, 1], on the CPU in float32; with `flip_average`, the
-        mean of the predictions for the tile and for its mirror image (mirrored back)."""
-        predictions: list[torch.Tensor | None] = [None] * len(tiles)
+    @staticmethod
+    def _batches(tiles: list[_Tile], batch_size: int) -> list[list[int]]:
+        """Tile indices in batches of one shape, at most `batch_size` each."""
         by_shape: dict[tuple, list[int]] = {}
         for n, tile in enumerate(tiles):
             by_shape.setdefault(tuple(tile.hole.shape), []).append(n)
-        batches = [ids[i : i + batch_size] for ids in by_shape.values() for i in range(0, len(ids), batch_size)]
+        return [ids[i : i + batch_size] for ids in by_shape.values() for i in range(0, len(ids), batch_size)]
+
+    def run(self, tiles: list[_Tile], batch_size: int, flip_average: bool = False, on_iteration=None
+            ) -> list[torch.Tensor]:
+        """The network's prediction for each tile, clamped to [0, 1], on the CPU in float32; with `flip_average`, the
+        mean of the predictions for the tile and for its mirror image (mirrored back). `on_iteration` goes to every
+        forward (`RFRNet.forward`)."""
+        predictions: list[torch.Tensor | None] = [None] * len(tiles)
         device, dtype = self.rfrnet.device, self.rfrnet.dtype
-        for ids in self.progress_bar(batches) if len(batches) > 1 else batches:
+        for ids in self._batches(tiles, batch_size):
             images = torch.stack([tiles[n].image for n in ids])
             holes = torch.stack([tiles[n].hole for n in ids])[:, None].float()
             # Pad image and hole alike, so that padding mirrors holes as holes and never leaks their content.
             images, (h, w) = ip.pad_to_multiple(images, SIZE_MULTIPLE)
             holes, _ = ip.pad_to_multiple(holes, SIZE_MULTIPLE)
             images, known = images.to(device, dtype), (1 - holes).to(device)
-            out = self.rfrnet(images, known).clamp(0, 1)
+            out = self.rfrnet(images, known, on_iteration=on_iteration).clamp(0, 1)
             if flip_average:
-                out = (out + self.rfrnet(images.flip(-1), known.flip(-1)).flip(-1).clamp(0, 1)) / 2
+                mirrored = None if on_iteration is None else lambda i, region: on_iteration(i, region.flip(-1))
+                out = (out + self.rfrnet(images.flip(-1), known.flip(-1), on_iteration=mirrored).flip(-1).clamp(0, 1)) / 2
             out = out[:, :, :h, :w].float().cpu()
             for n, pred in zip(ids, out):
                 predictions[n] = pred
@@ -396,6 +406,8 @@ class RFRInpaintPipeline(DiffusionPipeline):
         restore_detail: bool = True,
         output_type: str = "pil",
         return_dict: bool = True,
+        callback_on_step_end=None,
+        callback_on_step_end_tensor_inputs: list[str] = ("known_region",),
     ):
         r"""Inpaint `image` where `mask_image` is white.
 
@@ -441,6 +453,15 @@ class RFRInpaintPipeline(DiffusionPipeline):
                 (B, 3, H, W) tensor; photos of different sizes as a list.
             return_dict (`bool`, defaults to `True`):
                 Return an [`~pipelines.ImagePipelineOutput`] rather than a tuple.
+            callback_on_step_end (`Callable`, `PipelineCallback` or `MultiPipelineCallbacks`, *optional*):
+                Called after each recurrent iteration of each forward (a call runs one forward per batch of
+                windows, twice with `flip_average`) as `callback_on_step_end(pipe, step, iteration, callback_kwargs)`:
+                `step` counts iterations over the whole call, `iteration` within the forward (0 to
+                `num_iterations - 1`). Its return value is not used.
+            callback_on_step_end_tensor_inputs (`list[str]`, defaults to `["known_region"]`):
+                What `callback_kwargs` holds, from `_callback_tensor_inputs`: `"known_region"`, the region the
+                network has reasoned about so far, (B, 1, h, w) over the forward's batch of windows as the network
+                sees them, 1 = reached (`RFRNet.known_regions` computes the same without running the network).
 
         Returns:
             [`~pipelines.ImagePipelineOutput`] or `tuple`: the inpainted images (`.images`), or `(images,)` when
@@ -453,6 +474,12 @@ class RFRInpaintPipeline(DiffusionPipeline):
         """
         strategy = strategy or self.config.default_strategy
         flip_average = self.config.default_flip_average if flip_average is None else flip_average
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        unknown = [name for name in callback_on_step_end_tensor_inputs if name not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(f"callback_on_step_end_tensor_inputs may name {self._callback_tensor_inputs}, got "
+                             f"{unknown}")
         self.check_inputs(strategy, output_type, working_size, crop_margin, mask_dilation, feather_radius, batch_size,
                           flip_average, restore_detail)
         working_size, crop_margin, mask_dilation, feather_radius, batch_size = (
@@ -471,18 +498,33 @@ class RFRInpaintPipeline(DiffusionPipeline):
         splits = [self._split_deep(tile, images[tile.index].rgb, holes[tile.index], strategy, working_size, reach)
                   for tile in tiles]
         cores = [coarse for coarse, band in splits if coarse is not None and band.any()]
-        bases = [img.rgb for img in images]  # what each photo's tiles see: the photo, with any core pasted in
-        if cores:
-            core_predictions = self.run(cores, batch_size, flip_average)
-            for n in {c.index for c in cores}:
-                bases[n] = bases[n].clone()
-                mine = [(c, p) for c, p in zip(cores, core_predictions) if c.index == n]
-                self.paste(bases[n], images[n].rgb, *zip(*mine), restore_detail)
-        for n, (coarse, band) in enumerate(splits):
-            if coarse is not None:  # the coarse tile instead, or the tile around its core
-                tiles[n] = (self._rescaled(tiles[n], bases[tiles[n].index], band, coarse.anchor_depth) if band.any()
-                            else coarse)
-        predictions = self.run(tiles, batch_size, flip_average) if tiles else []
+        # Each forward runs the recurrence: the progress bar and `callback_on_step_end` follow its iterations.
+        planned = [tile if coarse is None or band.any() else coarse for tile, (coarse, band) in zip(tiles, splits)]
+        forwards = (len(self._batches(cores, batch_size)) + len(self._batches(planned, batch_size))) * (1 + flip_average)
+        step = 0
+        with self.progress_bar(total=forwards * self.rfrnet.config.num_iterations) if forwards else nullcontext() as bar:
+
+            def on_iteration(iteration: int, region: torch.Tensor) -> None:
+                nonlocal step
+                if callback_on_step_end is not None:  # (its returned dict has nothing to update: the network's state
+                    known = {"known_region": region}   # is not a latent to edit)
+                    callback_on_step_end(self, step, iteration,
+                                         {name: known[name] for name in callback_on_step_end_tensor_inputs})
+                step += 1
+                bar.update()
+
+            bases = [img.rgb for img in images]  # what each photo's tiles see: the photo, with any core pasted in
+            if cores:
+                core_predictions = self.run(cores, batch_size, flip_average, on_iteration)
+                for n in {c.index for c in cores}:
+                    bases[n] = bases[n].clone()
+                    mine = [(c, p) for c, p in zip(cores, core_predictions) if c.index == n]
+                    self.paste(bases[n], images[n].rgb, *zip(*mine), restore_detail)
+            for n, (coarse, band) in enumerate(splits):
+                if coarse is not None:  # the coarse tile instead, or the tile around its core
+                    tiles[n] = (self._rescaled(tiles[n], bases[tiles[n].index], band, coarse.anchor_depth)
+                                if band.any() else coarse)
+            predictions = self.run(tiles, batch_size, flip_average, on_iteration) if tiles else []
 
         results = []
         for n, (base, hole) in enumerate(zip(bases, holes)):

@@ -583,3 +583,58 @@ def test_the_separable_filters_equal_their_two_dimensional_definitions(radius):
     for _ in range(3):
         reference = F.avg_pool2d(F.pad(reference, (radius,) * 4, mode="replicate"), 2 * radius + 1, stride=1)
     torch.testing.assert_close(ip.low_pass(image, radius), reference[0])
+
+
+def test_callback_on_step_end_follows_each_recurrent_iteration(box_mask, photo, pipe, capsys):
+    from diffusers.callbacks import PipelineCallback
+
+    # A hole 60 px deep in a 128×160 photo, at full size: several iterations before the network reaches its centre.
+    image, mask = photo(128, 160), box_mask(128, 160, ((4, 4, 124, 156),))
+    iterations = pipe.rfrnet.config.num_iterations
+    seen = []
+
+    def follow(pipeline, step, iteration, callback_kwargs):
+        seen.append((step, iteration, callback_kwargs["known_region"].clone()))
+        return {}
+
+    quiet = pipe(image, mask, strategy="original", output_type="np").images
+    for flip_average, forwards in ((False, 1), (True, 2)):
+        seen.clear()
+        followed = pipe(image, mask, strategy="original", output_type="np", flip_average=flip_average,
+                        callback_on_step_end=follow).images
+        if not flip_average:
+            np.testing.assert_array_equal(followed, quiet)  # following changes nothing
+        assert [(step, iteration) for step, iteration, _ in seen] == \
+            [(n, n % iterations) for n in range(iterations * forwards)]
+    # Each region is the network's own, the one RFRNet.known_regions computes without running it; it only grows.
+    known = 1 - torch.from_numpy(hole_of(mask))[None, None].float()
+    expected = pipe.rfrnet.known_regions(known)[1:]
+    mirrored = [region.flip(-1) for region in pipe.rfrnet.known_regions(known.flip(-1))[1:]]
+    for (_, _, region), reached in zip(seen, expected + mirrored):  # (the mirror image's forward, mirrored back)
+        assert region.shape == (1, 1, 128, 160)
+        torch.testing.assert_close(region, reached, rtol=0, atol=0)
+    coverage = [region.mean().item() for _, _, region in seen[:iterations]]
+    assert coverage == sorted(coverage) and coverage[0] < coverage[-1]
+    with pytest.raises(ValueError, match=r"callback_on_step_end_tensor_inputs may name \['known_region'\]"):
+        pipe(image, mask, callback_on_step_end=follow, callback_on_step_end_tensor_inputs=["latents"])
+
+    class Counting(PipelineCallback):  # diffusers' callback classes work too
+        tensor_inputs = ["known_region"]
+
+        def callback_fn(self, pipeline, step, timestep, callback_kwargs):
+            seen.append((step, timestep, callback_kwargs["known_region"]))
+            return callback_kwargs
+
+    seen.clear()
+    pipe(image, mask, strategy="original", flip_average=False, callback_on_step_end=Counting())
+    assert len(seen) == iterations
+
+    # A progress bar over the iterations, as diffusers' pipelines show one over their steps.
+    capsys.readouterr()
+    previous = dict(getattr(pipe, "_progress_bar_config", {}))
+    pipe.set_progress_bar_config(disable=False)
+    try:
+        pipe(image, mask, strategy="original", flip_average=True)
+    finally:
+        pipe.set_progress_bar_config(**previous)
+    assert f"{2 * iterations}/{2 * iterations}" in capsys.readouterr().err
