@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_file
-from .modeling_rfr import SIZE_MULTIPLE, RFRNet
+from .modeling_rfr import SIZE_MULTIPLE, RFRNet, known_regions
 
 INPUT_NAMES = ("image", "known_mask")
 OUTPUT_NAME = "output"
@@ -136,7 +136,9 @@ class ONNXRFRNet:
                                                     providers=providers or ["CPUExecutionProvider"])
         self.device, self.dtype = torch.device("cpu"), torch.float32
 
-    def __call__(self, image: torch.Tensor, known_mask: torch.Tensor) -> torch.Tensor:
+    def __call__(self, image: torch.Tensor, known_mask: torch.Tensor, on_iteration=None) -> torch.Tensor:
+        """`on_iteration` as `RFRNet.forward`'s: the graph does not show its iterations, so after the run each is
+        reported with its region from `known_regions` (equal to the network's own, tests/test_large_holes.py)."""
         b, _, h, w = image.shape if image.ndim == 4 else (0, 0, 0, 0)
         if image.ndim != 4 or image.shape[1] != 3 or h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
             raise ValueError(f"image must be a (B, 3, H, W) tensor with H and W multiples of {SIZE_MULTIPLE}, got "
@@ -147,6 +149,11 @@ class ONNXRFRNet:
                              f"{tuple(known_mask.shape)}")
         arrays = (image.detach().cpu().float().numpy(), known_mask[:, :1].detach().cpu().float().numpy())
         (output,) = self.session.run([OUTPUT_NAME], dict(zip(INPUT_NAMES, arrays)))
+        if on_iteration is not None:
+            regions = known_regions(known_mask[:, :1].detach().cpu().float(), self.config.trunk_kernel_size,
+                                    self.config.num_iterations)
+            for iteration, region in enumerate(regions[1:]):
+                on_iteration(iteration, region)
         return torch.from_numpy(np.asarray(output))
 
     def __repr__(self) -> str:
