@@ -101,8 +101,8 @@ def launch_processes(args, argv: list[str] | None) -> int:
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
     own = list(sys.argv[1:] if argv is None else argv)
-    at = own.index("--processes") if "--processes" in own else next(
-        n for n, a in enumerate(own) if a.startswith("--processes="))
+    # The launched copies get this command without --processes (as typed: argparse also takes "--proc 2", "--proc=2").
+    at = next(n for n, a in enumerate(own) if len(a.split("=")[0]) > 2 and "--processes".startswith(a.split("=")[0]))
     del own[at : at + (1 if "=" in own[at] else 2)]
     command = [sys.executable, "-m", "accelerate.commands.launch", "--quiet", "--multi_gpu", "--num_processes",
                str(args.processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",

@@ -131,7 +131,7 @@ def test_processes_option_checks_first_then_launches_and_reports_in_a_few_lines(
     (images / "zz.png").write_bytes(b"not a png")
     photo(96, 128).save(masks / "zz.png")
     common = [script, "--image", str(images), "--mask", str(masks), "--model", str(tiny_pipeline_dir),
-              "--processes", "2"]
+              "--proc=2"]  # (argparse's abbreviation: the launched copies must not get it)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     refused = subprocess.run([*common, "--output", str(images)], capture_output=True, text=True, env=env, timeout=120)
     assert refused.returncode == 2 and refused.stderr.strip().count("\n") == 0, refused.stderr

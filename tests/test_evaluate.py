@@ -85,13 +85,19 @@ def test_the_verdict_names_every_bin_baseline_and_metric_the_model_loses():
     assert evaluation.verdict(summary, ["telea"]) == ""
 
 
-def test_end_to_end_with_a_tiny_model_and_telea(make_model, tmp_path, capsys):
-    images, masks, out = tmp_path / "images", tmp_path / "masks", tmp_path / "out"
+def random_photos(root, count: int, shape: tuple[int, int], seed: int):
+    """root/images with `count` noise photos i0.png …, an empty root/masks, and the rng, for more of the same."""
+    images, masks, out = root / "images", root / "masks", root / "out"
     images.mkdir()
     masks.mkdir()
-    rng = np.random.default_rng(0)
-    for n in range(3):
-        PIL.Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(images / f"i{n}.png")
+    rng = np.random.default_rng(seed)
+    for n in range(count):
+        PIL.Image.fromarray(rng.integers(0, 256, (*shape, 3), dtype=np.uint8)).save(images / f"i{n}.png")
+    return images, masks, out, rng
+
+
+def test_end_to_end_with_a_tiny_model_and_telea(make_model, tmp_path, capsys):
+    images, masks, out, rng = random_photos(tmp_path, 3, (40, 50), seed=0)
     (images / "broken.png").write_bytes(b"not a png")
     for number, fraction in ((10, 0.05), (2010, 0.15), (10010, 0.55)):  # bins 0, 1 and 5
         mask = np.zeros((64, 64), np.uint8)
@@ -165,12 +171,7 @@ def test_lpips_column_when_weights_are_given(tmp_path, capsys):
 
 
 def test_an_interrupted_evaluation_continues_where_it_stopped_and_grids_can_be_off(tmp_path, monkeypatch, capsys):
-    images, masks, out = tmp_path / "images", tmp_path / "masks", tmp_path / "out"
-    images.mkdir()
-    masks.mkdir()
-    rng = np.random.default_rng(1)
-    for n in range(4):
-        PIL.Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(images / f"i{n}.png")
+    images, masks, out, _ = random_photos(tmp_path, 4, (40, 40), seed=1)
     mask = np.zeros((64, 64), np.uint8)
     mask[:10] = 255
     PIL.Image.fromarray(mask).save(masks / "00010.png")
