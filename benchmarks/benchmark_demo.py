@@ -19,7 +19,6 @@ server's resident memory after each request is recorded.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import socket
@@ -74,7 +73,6 @@ def rss_mib() -> float:
 
 
 def browser(args) -> dict:
-    import PIL.Image
     from playwright.sync_api import expect, sync_playwright
 
     from benchmarks.benchmark_large_photo import make_inputs
@@ -134,7 +132,6 @@ def browser(args) -> dict:
 
 def soak_case(args) -> dict:
     """One server: N requests; the resident memory after each."""
-    import numpy as np
     import PIL.Image
     from gradio_client import Client, handle_file
 

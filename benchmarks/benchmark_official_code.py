@@ -112,21 +112,21 @@ def layers_with_forms():
 
 
 def every_form() -> list[str]:
-    """The forms our layers choose among on the CPU (rfr_pipeline.modeling_rfr.FastestFormOnCPU)."""
+    """The forms our layers choose among on the CPU (rfr_pipeline.cpu_forms.FastestFormOnCPU)."""
     return list(dict.fromkeys(form for layer in layers_with_forms() for form in layer.FORMS))
 
 
 def choosing_without(run, form: str):
     """`run` with our layers choosing among every form but `form`, from a form cache of its own: the effect of one
     form, timed side by side with the full choice (inference only; training uses the plain form)."""
-    from rfr_pipeline import modeling_rfr
+    from rfr_pipeline import cpu_forms
 
     reduced = {layer: tuple(f for f in layer.FORMS if f != form) for layer in layers_with_forms()}
     cache = {}
 
     def run_without():
-        saved = {layer: layer.FORMS for layer in reduced}, modeling_rfr._fastest_forms
-        modeling_rfr._fastest_forms = cache
+        saved = {layer: layer.FORMS for layer in reduced}, cpu_forms._fastest_forms
+        cpu_forms._fastest_forms = cache
         for layer, forms in reduced.items():
             layer.FORMS = forms
         try:
@@ -134,7 +134,7 @@ def choosing_without(run, form: str):
         finally:
             for layer, forms in saved[0].items():
                 layer.FORMS = forms
-            modeling_rfr._fastest_forms = saved[1]
+            cpu_forms._fastest_forms = saved[1]
 
     return run_without
 
@@ -183,7 +183,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--also-without-form", metavar="FORM",
                         help="also time our forward with the layers choosing among every form but this one (fft, or a "
-                             "transposed convolution's; see rfr_pipeline.modeling_rfr.FastestFormOnCPU), side by side")
+                             "transposed convolution's; see rfr_pipeline.cpu_forms.FastestFormOnCPU), side by side")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
 

@@ -2,7 +2,7 @@
 """Which form of RFR-Net's convolutions is fastest for inference, per layer and per instruction set?
 
 For every layer of the published network at --resolution that has CPU forms to choose from (`FastestFormOnCPU` in
-rfr_pipeline/modeling_rfr.py), batch --batch, no_grad, each form of the same arithmetic, timed interleaved (median of
+rfr_pipeline/cpu_forms.py), batch --batch, no_grad, each form of the same arithmetic, timed interleaved (median of
 --repeats after a warm-up):
 
   * the trunk's 7×7 partial convolutions (64→64 at H/2): plain (oneDNN's direct kernel), fft (overlap-save on 32×32

@@ -18,15 +18,13 @@ Implementation choices that keep the numbers identical to the official code but 
   * the attention runs over the whole batch at once, and its memory between iterations is passed along
     explicitly instead of living on the module (no state survives a call, so threads can share a model),
   * CPU inference runs the 7×7 partial convolutions through the FFT and the transposed convolutions in one of four
-    forms, wherever that is faster on the machine at hand (`FastestFormOnCPU`).
+    forms, wherever that is faster on the machine at hand (cpu_forms.py; the same arithmetic, reordered).
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-import os
-import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,164 +36,13 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from .cpu_forms import FastConv2d, FastConvTranspose2d, exporting
+
 # The network downsamples four times (stem stride 2, then three stride-2 encoders).
 SIZE_MULTIPLE = 16
 
 
-def _exporting() -> bool:
-    """Tracing for ONNX or torch.export: the CPU fast paths below give way to plain forms there, because a graph
-    cannot hold their Python-side caches, and ONNX's Conv needs a fixed group count where they use the batch size."""
-    return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
-
-
-# CPU inference runs the partial and transposed convolutions in whichever of their equivalent forms is fastest for
-# the shape. That depends on the CPU, the kernels oneDNN has for its instruction set, and the thread count: on one
-# AVX-512 Xeon the four-phase transposed convolution is 1.4× faster than the plain one for the 1024-channel decoder,
-# on an AVX2 EPYC 2.4× slower (benchmarks/layer_forms.py). So, as cudnn.benchmark does, each layer shape is timed
-# once at first use, and the choice kept on disk for later processes on the same machine (a one-photo command line
-# would otherwise spend about 2 s timing, more than the network takes). RFR_CPU_AUTOTUNE=0 turns timing off (every
-# layer then runs the plain form); RFR_CACHE_DIR moves the choices (default: $XDG_CACHE_HOME or ~/.cache, then
-# rfr_pipeline), an empty RFR_CACHE_DIR keeps them in memory only.
-CPU_AUTOTUNE = os.environ.get("RFR_CPU_AUTOTUNE", "1") != "0"
-_fastest_forms: dict[tuple, str] = {}  # (layer, channels, kernel, H, W, dtype, threads) → fastest form, this process
-FORM_CACHE_DIR = (Path(os.environ["RFR_CACHE_DIR"]) if os.environ.get("RFR_CACHE_DIR")
-                  else None if "RFR_CACHE_DIR" in os.environ
-                  else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rfr_pipeline")
-_stored_forms: dict[str, str] | None = None  # the file's choices for this machine, read at the first timing
-
-
-class FastestFormOnCPU:
-    """Mixin for a convolution with several equivalent forms: `FORMS` (the first, "plain", is PyTorch's own layer),
-    `forward_as(form, x)`, and `_forms_for(x)` (the forms that apply to this input). With autograd on (training),
-    on other devices and while exporting: the plain form."""
-
-    FORMS: tuple[str, ...] = ("plain",)
-
-    def _forms_for(self, x: torch.Tensor) -> tuple[str, ...]:
-        return self.FORMS
-
-    def _fastest_form_forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or torch.is_grad_enabled() or _exporting() or not CPU_AUTOTUNE:
-            return self.forward_as("plain", x)
-        forms = self._forms_for(x)
-        if len(forms) == 1:
-            return self.forward_as(forms[0], x)
-        key = (type(self).__name__, self.in_channels, self.out_channels, self.kernel_size, *x.shape[2:], x.dtype,
-               torch.get_num_threads())
-        if key in _fastest_forms:
-            return self.forward_as(_fastest_forms[key], x)
-        stored = _stored_form(key)
-        if stored in forms:  # timed by an earlier process on this machine
-            _fastest_forms[key] = stored
-            return self.forward_as(stored, x)
-        form, output = self._fastest_form(x, forms)
-        _fastest_forms[key] = form
-        _store_form(key, form)
-        return output
-
-    def _fastest_form(self, x: torch.Tensor, forms: Sequence[str]) -> tuple[str, torch.Tensor]:
-        """Each form once to warm up (oneDNN builds its kernels then), then the best of two timed calls; the fastest
-        form and its output (so the first call already returns what later ones will)."""
-        best = None
-        for form in forms:
-            self.forward_as(form, x)
-            for _ in range(2):
-                start = time.perf_counter()
-                output = self.forward_as(form, x)
-                seconds = time.perf_counter() - start
-                if best is None or seconds < best[0]:
-                    best = (seconds, form, output)
-        return best[1], best[2]
-
-
-def _form_cache_file() -> Path | None:
-    """This machine's file of timed choices: its name follows what the timings depend on (the CPU, the kernels
-    PyTorch and oneDNN pick for its instruction set, and their switches), so another machine or torch never reads
-    them."""
-    if FORM_CACHE_DIR is None:
-        return None
-    import hashlib
-    import platform
-
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    machine = [cpu, platform.machine(), torch.__version__, torch.backends.cpu.get_cpu_capability(),
-               os.environ.get("ONEDNN_MAX_CPU_ISA", ""), os.environ.get("MKL_ENABLE_INSTRUCTIONS", "")]
-    return FORM_CACHE_DIR / f"cpu-forms-{hashlib.sha1(repr(machine).encode()).hexdigest()[:16]}.json"
-
-
-def _stored_form(key: tuple) -> str | None:
-    global _stored_forms
-    if _stored_forms is None:
-        path = _form_cache_file()
-        try:
-            _stored_forms = json.loads(path.read_text()) if path is not None and path.is_file() else {}
-        except (OSError, ValueError):  # unreadable or half-written by hand: time again
-            _stored_forms = {}
-    return _stored_forms.get(repr(key))
-
-
-def _store_form(key: tuple, form: str) -> None:
-    """Add one choice to this machine's file (atomically; the file's choices are re-read first, so processes
-    timing side by side keep each other's). Nowhere to write (a read-only home): kept in memory only."""
-    from .atomic import atomic_file
-
-    _stored_form(key)
-    _stored_forms[repr(key)] = form
-    path = _form_cache_file()
-    if path is None:
-        return
-    try:
-        on_disk = json.loads(path.read_text()) if path.is_file() else {}
-        on_disk[repr(key)] = form
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(path) as tmp:
-            tmp.write_text(json.dumps(on_disk, indent=0, sort_keys=True))
-    except (OSError, ValueError):
-        pass
-
-
-# -- convolution through the FFT (overlap-save) -------------------------------------------------------------------
-# A stride-1 "same" convolution, cut into tiles of FFT_TILE² input pixels (each giving FFT_TILE − k + 1 outputs per
-# side). Per frequency the product over channels is a small matrix product, done in real arithmetic
-# (Y = W_re·X + W_im·(i·X)) as one batched GEMM over all tiles of the batch.
-FFT_TILE = 32  # a power of two: measured fastest for 7×7 kernels at 64²–256² on AVX2 and AVX-512
-
-
-def weight_spectrum(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Real and imaginary parts of the kernel's transform, (frequencies, C_out, C_in) each. Convolution layers
-    correlate, so the transform is of the flipped kernel."""
-    c_out, c_in = weight.shape[:2]
-    spectrum = torch.fft.rfft2(weight.flip(-2, -1), s=(FFT_TILE, FFT_TILE)).permute(2, 3, 0, 1).reshape(-1, c_out, c_in)
-    return spectrum.real.contiguous(), spectrum.imag.contiguous()
-
-
-def fft_conv2d(x: torch.Tensor, spectrum: tuple[torch.Tensor, torch.Tensor], kernel_size: int) -> torch.Tensor:
-    """conv2d(x, weight, padding=kernel_size // 2) for `spectrum = weight_spectrum(weight)`."""
-    real, imaginary = spectrum
-    b, c, h, w = x.shape
-    n, k = FFT_TILE, kernel_size
-    step = n - k + 1  # outputs per tile and side
-    rows, cols = -(-h // step), -(-w // step)
-    padded = F.pad(x, (k // 2, k // 2 + cols * step - w, k // 2, k // 2 + rows * step - h))
-    tiles = padded.unfold(2, n, step).unfold(3, n, step)  # (B, C, rows, cols, n, n), overlapping by k − 1
-    x_f = torch.fft.rfft2(tiles)  # (B, C, rows, cols, n, n/2 + 1)
-    frequencies, tile_count = n * x_f.shape[-1], b * rows * cols
-    x_f = x_f.permute(4, 5, 1, 0, 2, 3).reshape(frequencies, c, tile_count).contiguous()
-    as_real = lambda z: torch.view_as_real(z).reshape(frequencies, c, 2 * tile_count)
-    y_f = torch.baddbmm(torch.bmm(real, as_real(x_f)), imaginary, as_real(x_f * 1j))  # (F, C_out, 2·tiles)
-    y_f = torch.view_as_complex(y_f.view(n, n // 2 + 1, -1, b, rows, cols, 2)).permute(3, 2, 4, 5, 0, 1)
-    # circular convolution with the flipped kernel: the tile's valid outputs start at k − 1
-    y = torch.fft.irfft2(y_f.contiguous(), s=(n, n))[..., k - 1 :, k - 1 :]  # (B, C_out, rows, cols, step, step)
-    y = y.permute(0, 1, 2, 4, 3, 5).reshape(b, -1, rows * step, cols * step)
-    return y[:, :, :h, :w]
-
-
-class PartialConv2d(FastestFormOnCPU, nn.Conv2d):
+class PartialConv2d(FastConv2d):
     """Partial convolution (Liu et al. 2018), multi-channel variant without bias, as in the official code.
 
     For input x and mask m, with S = C_in·k·k:
@@ -204,20 +51,13 @@ class PartialConv2d(FastestFormOnCPU, nn.Conv2d):
 
     All input channels share one mask (or a few groups of channels share one each), so u is computed on one mask
     channel per group: C_in·Σ_window m instead of a C_out×C_in convolution. The mask arithmetic runs in float32
-    whatever the feature dtype: window counts must stay exact integers.
-
-    CPU inference may run conv(x·m, W) through the FFT (`fft_conv2d`): for the trunk's 7×7 64→64 layers, 13 of every
-    forward's convolutions and a third of its arithmetic, that is faster than oneDNN's direct kernel on AVX2 and
-    AVX-512 (benchmarks/layer_forms.py), and closer to the exact result (its rounding grows with log n, not with the
-    3,136 terms of each window). The layer then keeps its kernel's transform (18 MB for 64→64) beside the weight.
+    whatever the feature dtype: window counts must stay exact integers. conv(x·m, W) is `FastConv2d`'s: PyTorch's
+    own, or during CPU inference the FFT where that is faster (cpu_forms.py).
     """
-
-    FORMS = ("plain", "fft")
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
         self.window_size = in_channels * kernel_size * kernel_size
-        self._spectrum_cache: tuple | None = None
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor, group_sizes: Sequence[int] | None = None
@@ -237,27 +77,8 @@ class PartialConv2d(FastestFormOnCPU, nn.Conv2d):
             x = torch.cat([g * mask[:, i : i + 1].to(x.dtype) for i, g in enumerate(groups)], dim=1)
         else:
             x = x * mask.to(x.dtype)
-        y = self._fastest_form_forward(x)
+        y = super().forward(x)
         return y * ratio, new_mask
-
-    def _forms_for(self, x: torch.Tensor) -> tuple[str, ...]:
-        # The FFT form: stride-1 "same" convolutions with kernels large enough to pay off and small enough for the
-        # tile; torch.fft runs in float32 and float64 on the CPU.
-        k = self.kernel_size[0]
-        fft = self.stride == (1, 1) and self.padding == (k // 2, k // 2) and 5 <= k <= FFT_TILE // 2
-        return self.FORMS if fft and x.dtype in (torch.float32, torch.float64) else ("plain",)
-
-    def forward_as(self, form: str, x: torch.Tensor) -> torch.Tensor:
-        if form == "fft":
-            return fft_conv2d(x, self._weight_spectrum(), self.kernel_size[0])
-        return super().forward(x)
-
-    def _weight_spectrum(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """`fft_conv2d`'s transform of the weight; rebuilt whenever the weight changes (new storage or in place)."""
-        key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype)
-        if self._spectrum_cache is None or self._spectrum_cache[0] != key:
-            self._spectrum_cache = (key, weight_spectrum(self.weight.detach()))
-        return self._spectrum_cache[1]
 
 
 class ConvNormAct(nn.Sequential):
@@ -268,73 +89,18 @@ class ConvNormAct(nn.Sequential):
         super().__init__(conv, nn.BatchNorm2d(channels), act)
 
 
-class UpConv(FastestFormOnCPU, nn.ConvTranspose2d):
-    """Transposed convolution, kernel 4, stride 2, padding 1 (doubles H and W); weights as `nn.ConvTranspose2d`.
-
-    Same arithmetic, faster CPU inference: besides the plain form, the layer can run on a channels-last input, as
-    four 2×2 convolutions, one per output phase, or as one 2×2 convolution with the four phases' kernels side by side
-    (one larger matrix product that computes one extra row and column per phase); `FastestFormOnCPU` picks one per
-    shape.
-    """
-
-    FORMS = ("plain", "channels-last", "phase", "phases-in-one")
-    # kernel rows (columns) that reach even / odd output rows (columns), in the order the 2×2 window meets them
-    _PHASE_TAPS = ((3, 1), (2, 0))
+class UpConv(FastConvTranspose2d):
+    """Transposed convolution, kernel 4, stride 2, padding 1 (doubles H and W), no bias: the official
+    `nn.ConvTranspose2d(C_in, C_out, 4, 2, 1, bias=False)`, in a faster form during CPU inference (cpu_forms.py)."""
 
     def __init__(self, in_channels: int, out_channels: int):
-        super().__init__(in_channels, out_channels, 4, stride=2, padding=1, bias=False)
-        self._phase_cache: tuple | None = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._fastest_form_forward(x)
-
-    def forward_as(self, form: str, x: torch.Tensor) -> torch.Tensor:
-        if form == "phase":
-            return self._phase_forward(x)
-        if form == "phases-in-one":
-            return self._phases_in_one_forward(x)
-        if form == "channels-last":
-            return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
-        return super().forward(x)
-
-    def _phase_kernels(self) -> tuple[list[list[torch.Tensor]], torch.Tensor]:
-        """kernels[a][c] for output rows 2r + a, columns 2s + c; and the four side by side (4·C_out, C_in, 2, 2).
-        Derived from the weight; rebuilt whenever the weight changes (new storage or an in-place update)."""
-        key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype)
-        cached = self._phase_cache
-        if cached is None or cached[0] != key:
-            w = self.weight.detach()
-            side_by_side = torch.cat([w[:, :, list(rows)][:, :, :, list(cols)].transpose(0, 1)
-                                      for rows in self._PHASE_TAPS for cols in self._PHASE_TAPS])
-            quarters = side_by_side.chunk(4)  # contiguous views: the weights are held once
-            kernels = [[quarters[2 * a + c] for c in range(2)] for a in range(2)]
-            cached = self._phase_cache = (key, (kernels, side_by_side))
-        return cached[1]
-
-    def _interleave(self, phase) -> torch.Tensor:
-        """The full output from `phase(a, c)`, the (B, C_out, H, W) values at rows 2r + a, columns 2s + c."""
-        rows = [torch.stack([phase(a, c) for c in range(2)], dim=-1) for a in range(2)]  # (B, C, H, W, 2) each
-        b, _, h, w, _ = rows[0].shape
-        return torch.stack(rows, dim=3).reshape(b, self.out_channels, 2 * h, 2 * w)
-
-    def _phase_forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[2:]
-        padded = F.pad(x, (1, 1, 1, 1))
-        kernels, _ = self._phase_kernels()
-        return self._interleave(lambda a, c: F.conv2d(padded[:, :, a : a + h + 1, c : c + w + 1], kernels[a][c]))
-
-    def _phases_in_one_forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Phase (a, c)'s window starts at padded row r + a, column s + c: the one (H+1)×(W+1) output holds them all.
-        h, w = x.shape[2:]
-        _, side_by_side = self._phase_kernels()
-        outputs = F.conv2d(F.pad(x, (1, 1, 1, 1)), side_by_side).unflatten(1, (4, self.out_channels))
-        return self._interleave(lambda a, c: outputs[:, 2 * a + c, :, a : a + h, c : c + w])
+        super().__init__(in_channels, out_channels)
 
 
 def _box_sum_3x3(x: torch.Tensor) -> torch.Tensor:
     """Zero-padded 3×3 sum over the last two dims of (B, C, h, w) (official: avg_pool2d(3, 1, 1) · 9), as a depthwise
     convolution with a kernel of ones: the same 9-term sums, several times faster forward and backward."""
-    if _exporting():  # the official form: ONNX's Conv needs a fixed group count, and AveragePool runs fast
+    if exporting():  # the official form: ONNX's Conv needs a fixed group count, and AveragePool runs fast
         return F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=True) * 9
     channels = x.shape[1]
     return F.conv2d(x, x.new_ones(channels, 1, 3, 3), padding=1, groups=channels)
@@ -390,7 +156,7 @@ class KnowledgeConsistentAttention(nn.Module):
         keys = keys / keys.square().sum(dim=1, keepdim=True).sqrt()
         scores = self._keys_dot_queries(keys, queries).view(b, n, h, w)  # scores[b, key j, query p]
         scores = _box_sum_3x3(scores)
-        if _exporting():  # written out: onnxruntime's Softmax over a middle axis transposes around it, 5× slower
+        if exporting():  # written out: onnxruntime's Softmax over a middle axis transposes around it, 5× slower
             scores = (scores - scores.amax(dim=1, keepdim=True)).exp()
             scores = scores / scores.sum(dim=1, keepdim=True)
         else:
@@ -405,7 +171,7 @@ class KnowledgeConsistentAttention(nn.Module):
 
     def _use_conv(self, x: torch.Tensor) -> bool:
         if self.matmul_backend is None:
-            return x.device.type == "cpu" and not _exporting()  # (one group per sample: not with a dynamic batch)
+            return x.device.type == "cpu" and not exporting()  # (one group per sample: not with a dynamic batch)
         return self.matmul_backend == "conv"
 
     def _keys_dot_queries(self, keys: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:

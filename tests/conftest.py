@@ -10,7 +10,7 @@ os.environ["HF_HOME"] = _HF_HOME
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-# The CPU forms' timed choices (rfr_pipeline.modeling_rfr): a private file, never the user's ~/.cache.
+# The CPU forms' timed choices (rfr_pipeline.cpu_forms): a private file, never the user's ~/.cache.
 os.environ["RFR_CACHE_DIR"] = tempfile.mkdtemp(prefix="rfr-test-cache-")
 
 # Under pytest-xdist, share the cores between the workers (and the subprocesses they start): OpenMP threads that

@@ -66,7 +66,7 @@ class Coverage:
 def tiny_pipe(make_model, monkeypatch):
     # The sweep's windows come in many shapes; timing the CPU forms of each (first use) would cost more than the
     # network itself, and the coverage does not depend on the form.
-    monkeypatch.setattr("rfr_pipeline.modeling_rfr.CPU_AUTOTUNE", False)
+    monkeypatch.setattr("rfr_pipeline.cpu_forms.CPU_AUTOTUNE", False)
     pipe = RFRInpaintPipeline(rfrnet=make_model(sample_size=64))
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -32,15 +32,15 @@ def test_upconv_every_form_equals_conv_transpose(in_channels):
 
 
 def test_layers_time_their_forms_once_per_shape_and_can_be_told_not_to(monkeypatch, tmp_path):
-    from rfr_pipeline import modeling_rfr
+    from rfr_pipeline import cpu_forms
 
-    monkeypatch.setattr(modeling_rfr, "_fastest_forms", {})
-    monkeypatch.setattr(modeling_rfr, "_stored_forms", None)
-    monkeypatch.setattr(modeling_rfr, "FORM_CACHE_DIR", tmp_path)
+    monkeypatch.setattr(cpu_forms, "_fastest_forms", {})
+    monkeypatch.setattr(cpu_forms, "_stored_forms", None)
+    monkeypatch.setattr(cpu_forms, "FORM_CACHE_DIR", tmp_path)
     upconv, partial = UpConv(8, 4), PartialConv2d(8, 4, 7, padding=3)
     timed = []
-    original = modeling_rfr.FastestFormOnCPU._fastest_form
-    monkeypatch.setattr(modeling_rfr.FastestFormOnCPU, "_fastest_form",
+    original = cpu_forms.FastestFormOnCPU._fastest_form
+    monkeypatch.setattr(cpu_forms.FastestFormOnCPU, "_fastest_form",
                         lambda self, x, forms: timed.append((type(self), x.shape, forms)) or original(self, x, forms))
     mask = lambda x: torch.ones(x.shape[0], 1, *x.shape[2:])
     with torch.no_grad():
@@ -56,30 +56,30 @@ def test_layers_time_their_forms_once_per_shape_and_can_be_told_not_to(monkeypat
         PartialConv2d(8, 4, 7, padding=3).bfloat16()(x.bfloat16(), mask(x))  # no FFT in bfloat16 on the CPU: plain
     assert timed == [(UpConv, torch.Size([1, 8, 5, 6]), UpConv.FORMS), (UpConv, torch.Size([1, 8, 7, 6]), UpConv.FORMS),
                      (PartialConv2d, x.shape, ("plain", "fft")), (PartialConv2d, x.shape, ("plain", "fft"))]
-    assert [key[-2] for key in modeling_rfr._fastest_forms][2:] == [torch.float32, torch.float64]
+    assert [key[-2] for key in cpu_forms._fastest_forms][2:] == [torch.float32, torch.float64]
     assert first.shape == again.shape == (1, 4, 10, 12)
-    chosen = modeling_rfr._fastest_forms
+    chosen = cpu_forms._fastest_forms
     assert len(chosen) == 4 and set(chosen.values()) <= set(UpConv.FORMS + PartialConv2d.FORMS)
 
     # A later process on this machine (its own, empty choices) reads them from the file instead of timing again.
-    monkeypatch.setattr(modeling_rfr, "_fastest_forms", {})
-    monkeypatch.setattr(modeling_rfr, "_stored_forms", None)
+    monkeypatch.setattr(cpu_forms, "_fastest_forms", {})
+    monkeypatch.setattr(cpu_forms, "_stored_forms", None)
     with torch.no_grad():
         upconv(torch.randn(1, 8, 5, 6))
         partial(x, mask(x))
-    again = modeling_rfr._fastest_forms
+    again = cpu_forms._fastest_forms
     assert len(timed) == 4 and len(again) == 2 and again == {key: chosen[key] for key in again}
     [stored] = list(tmp_path.glob("cpu-forms-*.json"))
     assert len(json.loads(stored.read_text())) == 4
     # Another machine (another CPU or torch: another file name) times its own.
-    monkeypatch.setattr(modeling_rfr, "_fastest_forms", {})
-    monkeypatch.setattr(modeling_rfr, "_stored_forms", None)
+    monkeypatch.setattr(cpu_forms, "_fastest_forms", {})
+    monkeypatch.setattr(cpu_forms, "_stored_forms", None)
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "ANOTHER_ISA")
     with torch.no_grad():
         upconv(torch.randn(1, 8, 5, 6))
     assert len(timed) == 5 and len(list(tmp_path.glob("cpu-forms-*.json"))) == 2
 
-    monkeypatch.setattr(modeling_rfr, "CPU_AUTOTUNE", False)  # RFR_CPU_AUTOTUNE=0
+    monkeypatch.setattr(cpu_forms, "CPU_AUTOTUNE", False)  # RFR_CPU_AUTOTUNE=0
     with torch.no_grad():
         upconv(torch.randn(1, 8, 9, 6))
         partial(torch.randn(1, 8, 12, 12), torch.ones(1, 1, 12, 12))

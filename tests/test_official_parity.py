@@ -34,11 +34,11 @@ def test_each_partial_convolution_form_matches_official_output(official, form, m
     """Whichever form the CPU timing picks for the trunk's convolutions (the FFT's rounding differs from oneDNN's
     direct sums, and the partial convolution's renormalisation scales it up at the hole's edge), the output is the
     official one."""
-    from rfr_pipeline import modeling_rfr
+    from rfr_pipeline import cpu_forms
 
-    monkeypatch.setattr(modeling_rfr, "CPU_AUTOTUNE", True)  # (even under RFR_CPU_AUTOTUNE=0: the form is forced)
+    monkeypatch.setattr(cpu_forms, "CPU_AUTOTUNE", True)  # (even under RFR_CPU_AUTOTUNE=0: the form is forced)
     monkeypatch.setattr(PartialConv2d, "FORMS", (form,))
-    monkeypatch.setattr(modeling_rfr, "_fastest_forms", {})
+    monkeypatch.setattr(cpu_forms, "_fastest_forms", {})
     image, known = official["image"], official["known"]
     with torch.no_grad():  # the official call: a masked image and a three-channel mask
         output = official["model"](image * known, known.repeat(1, 3, 1, 1))
