@@ -15,7 +15,7 @@ from ._diffusers_registration import register_when_diffusers_loads
 # The pipeline folders shipped inside the package (trained by the project): a face model and a general-scene model.
 FACES_MODEL = str(Path(__file__).resolve().parent / "faces_model")
 SCENES_MODEL = str(Path(__file__).resolve().parent / "scenes_model")
-# Used when no model is named: the one that serves arbitrary photos better (README, "Which embedded model").
+# Used when no model is named: the one that serves arbitrary photos better (docs/quality.md, "Which embedded model is the default").
 DEFAULT_MODEL = SCENES_MODEL
 # Embedded models by the short names the command lines accept (`--model scenes`), the default first.
 EMBEDDED_MODELS = {"scenes": SCENES_MODEL, "faces": FACES_MODEL}

@@ -257,7 +257,7 @@ def shrink_mask(hole: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 DETAIL_PATCH = 8
 # Windows scaled down by at most this factor are left as the network filled them: there the scaled-up fill is soft but
 # scores better on PSNR and SSIM than with borrowed texture, and beyond it the fill is a visibly blurred patch
-# (README, "Images of any size", has the measurements).
+# (docs/quality.md, "Serving choices", has the measurements).
 DETAIL_MIN_SCALE = 2.0
 
 

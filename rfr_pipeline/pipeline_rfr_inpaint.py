@@ -35,7 +35,7 @@ ATTENTION_WARNING_GIB = 4
 # "auto" on a large image: a window whose holes are thin (90 % of hole pixels within THIN_HOLE_RADIUS px of a known
 # pixel) is filled at full size, or scaled down only as far as THIN_WINDOW_GIB of attention memory requires; scaled
 # to `working_size`, a thin stroke would lose the detail beside it. Wider holes are scaled to `working_size`, the
-# scale at which the model saw whole objects. (Measured at 512² on both embedded models: README, "Images of any size".)
+# scale at which the model saw whole objects. (Measured at 512² on both embedded models: docs/quality.md, "Serving choices".)
 THIN_HOLE_RADIUS = 14
 THIN_WINDOW_GIB = 1.0
 # How deep a hole the network fills in one pass (chessboard px from the nearest known pixel, at the scale it sees),

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The README's example grid: one photo, several masks; per row masked / RFR-Net / Telea / Navier–Stokes / original.
+"""The example grids of docs/quality.md: one photo, several masks; per row masked / RFR-Net / Telea / Navier–Stokes / original.
 
     python scripts/make_example_grid.py --model rfr_pipeline/faces_model --image examples/astronaut_photo.png \\
         --mask examples/astronaut_mask.png --strokes 0.25:1 0.45:2 --resolution 256 \\

@@ -31,7 +31,7 @@ def pipes():
 
 
 def test_the_default_is_the_scenes_model_and_both_have_short_names():
-    assert DEFAULT_MODEL == SCENES_MODEL  # it serves arbitrary photos better (README: "Which embedded model")
+    assert DEFAULT_MODEL == SCENES_MODEL  # it serves arbitrary photos better (docs/quality.md: "Which embedded model is the default")
     assert EMBEDDED_MODELS == {"scenes": SCENES_MODEL, "faces": FACES_MODEL}
     assert resolve_model(None) == SCENES_MODEL
     assert resolve_model("faces") == FACES_MODEL and resolve_model("scenes") == SCENES_MODEL

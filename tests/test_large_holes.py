@@ -212,7 +212,7 @@ def foreign_colour_fraction(result: np.ndarray, hole: np.ndarray, ring: int = 60
 @pytest.mark.numerics
 @pytest.mark.parametrize("name", ["scenes", "faces"])
 def test_removing_a_dandelion_from_a_real_photo(embedded, monkeypatch, name):
-    """The README's large-photo example at half size (2656×1494; the figure is made at full size): the big dandelion
+    """The README's large-photo figure at half size (2656×1494; the figure is made at full size): the big dandelion
     and its stalk removed, 18 % of the photo, with every strategy but "original" (whose attention would need
     hundreds of GiB at this size)."""
     photo = PIL.Image.open(EXAMPLES / "dandelions_photo.jpg").reduce(2)

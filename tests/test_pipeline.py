@@ -330,7 +330,7 @@ def test_empty_mask_returns_the_input_without_running_the_model(photo, pipe):
 
 
 def test_a_full_mask_gives_a_flat_colour(photo, pipe):
-    """As the README says: no context, no content. The network's zero padding tints the outermost pixels only."""
+    """As docs/guide.md says: no context, no content. The network's zero padding tints the outermost pixels only."""
     for size in ((96, 128), (200, 300)):
         result = pipe(photo(*size), np.full(size, 255, np.uint8), output_type="np").images
         assert result.shape == (1, *size, 3) and np.isfinite(result).all()

@@ -82,16 +82,26 @@ def test_the_python_snippet_runs_as_written(tmp_path):
 MARKDOWN_LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 
 
+def heading_anchors(page) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#+ (.+)$", FENCED.sub("", page.read_text()), re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
 def test_every_relative_link_in_the_readme_and_docs_resolves():
+    """Files and the headings linked to (page.md#heading, or #heading on the same page)."""
     pages = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").rglob("*.md"))]
     checked, broken = 0, []
     for page in pages:
         text = FENCED.sub("", page.read_text())  # (code blocks hold no links)
         for target in MARKDOWN_LINK.findall(text):
-            if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):  # a URL, or an anchor on the page
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # a URL
                 continue
             checked += 1
-            path = (page.parent / target.split("#")[0]).resolve()
+            file, _, anchor = target.partition("#")
+            path = (page.parent / file).resolve() if file else page
             if not path.exists():
                 broken.append(f"{page.relative_to(REPO_ROOT)}: {target}")
+            elif anchor and path.suffix == ".md" and anchor not in heading_anchors(path):
+                broken.append(f"{page.relative_to(REPO_ROOT)}: {target} (no such heading)")
     assert checked >= 10 and not broken, broken
