@@ -5,7 +5,9 @@ diffusers resolves the components named in `model_index.json` only from a fixed 
 'diffusers/pipelines'"). Registering `rfr_pipeline` in that table lets `save_pretrained` record our model as
 `["rfr_pipeline", "RFRNet"]` and lets `from_pretrained` resolve it, from a local folder and from a Hub repo id alike.
 Exposing the pipeline class on the `diffusers` module lets `DiffusionPipeline.from_pretrained` find it by the
-`_class_name` in `model_index.json`. Both take effect when the pipeline module is imported, and `import rfr_pipeline`
+`_class_name` in `model_index.json`. Saved folders also ship a copy of the package's code for environments without
+it (`remote_code.py`); where the package is installed, the component `["rfr_pipeline", "RFRNet"]` resolves to the
+package, never to that copy. All of it takes effect when the pipeline module is imported, and `import rfr_pipeline`
 arranges that as soon as diffusers is loaded, without loading diffusers itself (it takes seconds).
 """
 
@@ -22,6 +24,8 @@ SUPPORTED_DIFFUSERS = ">=0.35,<0.43"
 
 
 def register(pipeline_class) -> None:
+    if pipeline_class.__module__.split(".")[0] != LIBRARY_NAME:
+        return  # the copy a saved folder ships, imported by diffusers as remote code: it registers nothing
     import diffusers
     from diffusers.pipelines import pipeline_loading_utils
 
@@ -36,6 +40,26 @@ def register(pipeline_class) -> None:
     pipeline_loading_utils.ALL_IMPORTABLE_CLASSES.setdefault("ModelMixin", methods)
     if not hasattr(diffusers, pipeline_class.__name__):
         setattr(diffusers, pipeline_class.__name__, pipeline_class)
+    resolve = pipeline_loading_utils.get_class_obj_and_candidates
+    if not getattr(resolve, "_rfr_pipeline", False):
+        pipeline_loading_utils.get_class_obj_and_candidates = _package_before_shipped_copy(resolve)
+
+
+def _package_before_shipped_copy(resolve):
+    """diffusers takes a component's class from `<component>/<library>.py` when the folder has that file (remote
+    code, which then needs trust_remote_code=True) before it looks for an installed library of that name. Our saved
+    folders ship `rfrnet/rfr_pipeline.py` for environments without the package; here the package is installed, so
+    the component "rfr_pipeline" is taken from it, as it was before folders shipped code."""
+
+    def resolve_component(library_name, class_name, *args, **kwargs):
+        if library_name == LIBRARY_NAME:
+            kwargs.pop("component_name", None)  # (no component folder: no shipped file to look for)
+            if len(args) > 3:
+                args = args[:3]
+        return resolve(library_name, class_name, *args, **kwargs)
+
+    resolve_component._rfr_pipeline = True
+    return resolve_component
 
 
 def _import_pipeline_module() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -151,6 +152,18 @@ class RFRInpaintPipeline(DiffusionPipeline):
         return cls(rfrnet=network, default_strategy=network.default_strategy,
                    default_working_size=network.default_working_size,
                    default_flip_average=network.default_flip_average)
+
+    def save_pretrained(self, save_directory, *args, ship_code: bool = True, **kwargs):
+        """diffusers' `save_pretrained` (and so `push_to_hub`), with a copy of this package's code beside the weights
+        unless `ship_code=False`: the folder then also loads where rfr-pipeline is not installed, with
+        `DiffusionPipeline.from_pretrained(folder_or_repo_id, custom_pipeline="rfr_inpaint", trust_remote_code=True)`
+        (remote_code.py). The package itself keeps loading its own code."""
+        if ship_code:
+            from .remote_code import write_remote_code
+
+            (Path(save_directory) / "rfrnet").mkdir(parents=True, exist_ok=True)
+            write_remote_code(save_directory)  # first: a push_to_hub inside the call below uploads the folder
+        super().save_pretrained(save_directory, *args, **kwargs)
 
     # -- 1. check -----------------------------------------------------------------------------------------------
 

@@ -135,7 +135,7 @@ def main(argv=None) -> int:
     )
 
     try:
-        output = save_pipeline_atomically(pipe, output, overwrite=True, model_card=card,
+        output = save_pipeline_atomically(pipe, output, overwrite=True, model_card=card, ship_code=False,
                                           max_megabytes=args.max_megabytes)
     except ValueError as err:
         print(f"error: {err}: try --fp16 or a narrower model", file=sys.stderr)

@@ -33,6 +33,9 @@ def test_conversion_writes_a_complete_pipeline_folder(official_checkpoint, tmp_p
     card = (out / "README.md").read_text()
     assert "RFR-Net (CelebA), official weights" in card and "me/rfr" in card and "research" in card
     assert "31,224,065" in card and "{{" not in card
+    # It loads with diffusers alone too (tests/test_remote_code.py), and its card says how.
+    assert (out / "rfr_inpaint.py").is_file() and (out / "rfrnet" / "rfr_pipeline.py").is_file()
+    assert 'custom_pipeline="rfr_inpaint", trust_remote_code=True' in card
     pipe = RFRInpaintPipeline.from_pretrained(out)
     assert pipe.rfrnet.config.sample_size == 256
     half = RFRInpaintPipeline.from_pretrained(out, variant="fp16", dtype=torch.float16)

@@ -128,6 +128,7 @@ def test_two_processes_train_in_step_write_a_loadable_pipeline_and_resume_mid_ep
     assert pipe.rfrnet.config.trunk_channels == 8 and pipe.rfrnet.config.sample_size == 32
     assert "skipping unreadable image" in log and "corrupt.jpg" in log
     assert (tmp_path / "out" / "pipeline" / "README.md").is_file()
+    assert (tmp_path / "out" / "pipeline" / "rfr_inpaint.py").is_file()  # loads with diffusers alone too
     assert (tmp_path / "out" / "validation" / "step-4.png").is_file()
 
     # Stopped at step 2 of the 3-step first epoch (12 photos, 2 per process per step), then resumed by a new launch:
