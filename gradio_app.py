@@ -19,6 +19,12 @@ import time
 import weakref
 from pathlib import Path
 
+try:
+    # On Hugging Face Spaces: on a ZeroGPU Space a GPU is attached only while a function decorated with spaces.GPU
+    # runs, and `spaces` must be imported before torch touches CUDA. Elsewhere spaces.GPU returns the function itself.
+    import spaces
+except ImportError:
+    spaces = None
 import gradio as gr
 import numpy as np
 import PIL.Image
@@ -289,6 +295,22 @@ def inpaint_keeping_bit_depth(pipe, image: PIL.Image.Image, hole: np.ndarray, **
     return pipe(image=image, mask_image=mask, **options).images[0]
 
 
+_PIPELINES: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # each Inpainter's, by id
+
+
+def on_a_lent_gpu(function):
+    """`spaces.GPU` where the `spaces` package is present (on a ZeroGPU Space the call then runs with a GPU attached;
+    on other Spaces and machines the decorator changes nothing), the function itself where it is not."""
+    return spaces.GPU(function) if spaces is not None else function
+
+
+@on_a_lent_gpu
+def inpaint_on_device(pipeline_id: int, image: PIL.Image.Image, hole: np.ndarray, options: dict) -> PIL.Image.Image:
+    """The inference of one request, alone: ZeroGPU runs it in a worker with the GPU, so it takes what pickles (the
+    pipeline by its id, loaded at start-up as ZeroGPU expects) and returns the result image."""
+    return inpaint_keeping_bit_depth(_PIPELINES[pipeline_id], image, hole, **options)
+
+
 def release_freed_memory() -> None:
     """Hand the memory a request freed back to the system. glibc keeps freed blocks in its heaps for reuse, and the
     blocks of photos of ever new sizes do not fit one another, so without this a server's resident size climbs with
@@ -306,6 +328,7 @@ class Inpainter:
     def __init__(self, model: str, device: str = "cpu", max_pixels: int = DEFAULT_MAX_PIXELS,
                  examples: str | None = None):
         self.pipe = load_pipeline(model, device)
+        _PIPELINES[id(self.pipe)] = self.pipe
         path = Path(EMBEDDED_MODELS.get(model, model)).resolve()
         # which embedded model this is, if any: it decides the note shown with it and its examples
         self.embedded_name = next((key for key, folder in EMBEDDED_MODELS.items() if Path(folder).resolve() == path),
@@ -330,7 +353,7 @@ class Inpainter:
             raise gr.Error("The mask covers the whole photo: leave some of it unpainted, so there is something "
                            "to fill the hole from.")
         start = time.perf_counter()
-        result = inpaint_keeping_bit_depth(self.pipe, image, hole, strategy=strategy, mask_dilation=int(dilation))
+        result = inpaint_on_device(id(self.pipe), image, hole, {"strategy": strategy, "mask_dilation": int(dilation)})
         seconds = time.perf_counter() - start
         path = self.result_path(background if isinstance(background, str) else None)
         with atomic_file(path) as tmp:
@@ -419,12 +442,15 @@ def model_panel(inpainter: Inpainter, name: str) -> None:
             gr.Examples(examples(names), inputs=[editor], label="Examples (free to reuse, see examples/LICENSE.md)")
 
 
-def main(argv=None) -> None:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="an embedded model by name (scenes, faces), a pipeline folder or a Hub repo "
                                         "id (default: the embedded models, a tab each)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve the network")
+    # Hugging Face Spaces set GRADIO_SERVER_NAME=0.0.0.0 (and the port): an explicit default here would override it
+    # and leave the Space's proxy nothing to reach.
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="0.0.0.0 to serve the network (default: GRADIO_SERVER_NAME, else 127.0.0.1)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--share", action="store_true", help="a public gradio.live link (off by default)")
     parser.add_argument("--max-pixels", type=int, default=int(os.environ.get("RFR_MAX_PIXELS", str(DEFAULT_MAX_PIXELS))))
@@ -434,7 +460,11 @@ def main(argv=None) -> None:
                              "else scenes)")
     parser.add_argument("--queue-size", type=int, default=QUEUE_SIZE,
                         help="requests that may wait; more are told to try again")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
     try:
         inpainters = {name: Inpainter(model, args.device, args.max_pixels, args.examples)
                       for name, model in resolve_models(args.model).items()}

@@ -5,6 +5,7 @@
         --resolution 256 --train_batch_size 6 --max_train_steps 350000 --finetune_start_step 350000 ...
     python scripts/train.py ...                              # one process, no launcher
     accelerate launch scripts/train.py --finetune --pretrained_model rfr-faces ...     # phase two on its own
+    accelerate launch scripts/train.py --dataset_name user/photos [--streaming] ...  # 🤗 Datasets (Hub or local)
 
 Phase one trains everything at --learning_rate (2e-4); phase two (--finetune, or from --finetune_start_step on)
 keeps every BatchNorm's running statistics frozen and trains at --finetune_learning_rate (5e-5), as the official
@@ -16,6 +17,7 @@ RFRInpaintPipeline folder in --output_dir (with a model card), optionally pushed
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import math
@@ -37,7 +39,8 @@ from tqdm.auto import tqdm
 
 from rfr_pipeline import RFRInpaintPipeline, RFRNet
 from rfr_pipeline.atomic import atomic_file, make_ordinary
-from rfr_pipeline.data import InpaintingDataset, UnreadableImagesError, list_images, split_validation
+from rfr_pipeline.data import (ImageColumn, InpaintingDataset, StreamingInpaintingDataset, UnreadableImagesError,
+                               list_images, load_images, split_validation)
 from rfr_pipeline.distributed import end_processes
 from rfr_pipeline.evaluation import composite_metrics
 from rfr_pipeline.hub import RESEARCH_ONLY_LICENCE, render_model_card, save_pipeline_atomically
@@ -62,12 +65,23 @@ MODEL_PRESETS = {
 }
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 RUN_OUTPUTS = {"pipeline", "validation", "logs"}  # besides checkpoint-<step> and pipeline-<step>
+RECALIBRATION_EPOCH = 2**31 - 1  # a streamed run's BatchNorm recalibration reads the stream in this epoch's order
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
-    data.add_argument("--train_data_dir", nargs="+", required=True, help="image folders (searched recursively)")
+    data.add_argument("--train_data_dir", nargs="+", help="image folders (searched recursively)")
+    data.add_argument("--dataset_name", help="instead of folders: a 🤗 Datasets dataset, a Hub id or a local folder or "
+                                             "files datasets.load_dataset reads (parquet, an image folder, ...)")
+    data.add_argument("--dataset_config_name", help="the dataset's configuration, if it has several")
+    data.add_argument("--dataset_split", default="train", help="the split to train on (default: %(default)s)")
+    data.add_argument("--image_column", help="the dataset's column of images (default: its first image column)")
+    data.add_argument("--cache_dir", help="where 🤗 Datasets keeps downloaded and prepared data")
+    data.add_argument("--streaming", action="store_true",
+                      help="read the dataset as a stream (datasets larger than the disk): each process its own shard, "
+                           "shuffled through a buffer; resumable mid-epoch")
+    data.add_argument("--shuffle_buffer", type=int, default=1000, help="examples in the streaming shuffle buffer")
     data.add_argument("--validation_data_dir", help="validation images (default: hold some out of the training data)")
     data.add_argument("--num_validation_images", type=int, default=8)
     data.add_argument("--mask_dir", help="training masks (white = hole); default: generated strokes and rectangles")
@@ -127,9 +141,17 @@ def parse_args(argv=None):
     ckpt.add_argument("--validation_steps", type=int, default=500)
     ckpt.add_argument("--logging_steps", type=int, default=10)
     ckpt.add_argument("--report_to", default="tensorboard", help='"tensorboard", "none", or another tracker')
+    ckpt.add_argument("--log_level", choices=["debug", "info", "warning"], default="info",
+                      help="debug also logs every training example as it is read (its file, process and epoch)")
     ckpt.add_argument("--push_to_hub", action="store_true")
     ckpt.add_argument("--hub_model_id")
     args = p.parse_args(argv)
+    if (args.train_data_dir is None) == (args.dataset_name is None):
+        p.error("name the training images with --train_data_dir (folders) or --dataset_name (🤗 Datasets), one of them")
+    if args.streaming and args.dataset_name is None:
+        p.error("--streaming reads a --dataset_name")
+    if args.streaming and args.dataloader_num_workers:
+        p.error("--streaming reads in the training process: leave --dataloader_num_workers at 0")
     if args.finetune and args.finetune_start_step is not None:
         p.error("--finetune trains in the fine-tune phase throughout; --finetune_start_step switches to it later")
     if args.max_train_seconds is not None and args.max_train_seconds <= 0:
@@ -258,8 +280,15 @@ def save_checkpoint(accelerator, output_dir: Path, step: int, total_limit: int |
     accelerator.wait_for_everyone()
 
 
+def data_description(args) -> str:
+    if args.dataset_name is None:
+        return ", ".join(args.train_data_dir)
+    config = f", configuration {args.dataset_config_name}" if args.dataset_config_name else ""
+    return f"the 🤗 dataset {args.dataset_name} (split {args.dataset_split}{config})"
+
+
 def save_pipeline(model, ema, folder: Path, args, step: int, losses: dict) -> None:
-    data = ", ".join(args.train_data_dir)
+    data = data_description(args)
     card = render_model_card(
         REPO_ROOT / "model_card.md",
         model,
@@ -330,9 +359,10 @@ class TrainingRun:
     loss_fn: InpaintingLoss
     optimizer: torch.optim.Optimizer
     ema: object | None  # diffusers' EMAModel
-    train_set: InpaintingDataset
+    train_set: InpaintingDataset | StreamingInpaintingDataset
     train_loader: torch.utils.data.DataLoader
     val_batch: dict | None
+    stream: StreamState | None = None  # --streaming: where the run is in its stream
     global_step: int = 0
 
 
@@ -347,7 +377,9 @@ def make_accelerator(args) -> Accelerator:
         # process and after a resume.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
     )
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    level = getattr(logging, args.log_level.upper())
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=max(level, logging.INFO))
+    logging.getLogger("rfr_pipeline").setLevel(level)  # (debug: our lines only, not every library's)
     logger.info(accelerator.state, main_process_only=False)
     return accelerator
 
@@ -385,28 +417,71 @@ def build_model(args, accelerator):
     return model, loss_fn, optimizer, ema
 
 
-def build_data(args) -> tuple[InpaintingDataset, torch.utils.data.DataLoader, dict | None]:
-    """The training set and its loader (shuffled by Accelerate's seedable sampler once prepared), and the fixed
-    validation batch (None without validation images)."""
-    try:  # empty or missing folders, too few images to hold some out: the command's fault, said in one line
-        paths = list_images(args.train_data_dir, what="training images")
-        if args.validation_data_dir:
-            val_paths = list_images([args.validation_data_dir], what="validation images")[: args.num_validation_images]
-        else:
-            paths, val_paths = split_validation(paths, args.num_validation_images, args.seed)
+def build_data(args, accelerator) -> tuple:
+    """The training set and its loader, and the fixed validation batch (None without validation images). Folders and
+    🤗 Datasets tables: a map-style set, shuffled by Accelerate's seedable sampler once prepared. A stream
+    (--streaming): this process's shard, not prepared by Accelerate (each process reads its own)."""
+    try:  # empty or missing folders or datasets, too few images to hold some out: the command's fault, in one line
         masks = MaskFolder(args.mask_dir) if args.mask_dir else MaskGenerator(tuple(args.hole_range),
                                                                                 brush=tuple(args.brush_width))
+        if args.dataset_name is None:
+            images = list_images(args.train_data_dir, what="training images")
+        else:
+            table, column = load_images(args.dataset_name, args.dataset_config_name, args.dataset_split,
+                                        args.image_column, args.cache_dir, streaming=args.streaming)
+            images = table if args.streaming else ImageColumn(table, column)
+        held_out = 0 if args.validation_data_dir else args.num_validation_images
+        if args.validation_data_dir:
+            val_images = list_images([args.validation_data_dir], what="validation images")[: args.num_validation_images]
+        elif args.streaming:  # the stream's first examples, which training then leaves out
+            val_images = [row[column] for row in itertools.islice(images, held_out)]
+            if len(val_images) < held_out:
+                raise ValueError(f"the dataset has {len(val_images)} examples: too few to hold out {held_out} for "
+                                 "validation (--num_validation_images)")
+        elif isinstance(images, ImageColumn):
+            rows, val_rows = split_validation(images.rows, held_out, args.seed)
+            images, val_images = ImageColumn(table, column, rows), [ImageColumn(table, column)[i] for i in val_rows]
+        else:
+            images, val_images = split_validation(images, held_out, args.seed)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    train_set = InpaintingDataset(paths, args.resolution, masks, seed=args.seed, min_crop_scale=args.min_crop_scale)
-    train_loader = torch.utils.data.DataLoader(train_set, batch_size=args.train_batch_size, shuffle=True,
-                                               num_workers=args.dataloader_num_workers, drop_last=True)
+    if args.streaming:
+        train_set = StreamingInpaintingDataset(images, column, args.resolution, masks, seed=args.seed,
+                                               process_index=accelerator.process_index,
+                                               num_processes=accelerator.num_processes,
+                                               min_crop_scale=args.min_crop_scale, shuffle_buffer=args.shuffle_buffer,
+                                               exclude=val_images)
+        train_loader = torch.utils.data.DataLoader(train_set, batch_size=args.train_batch_size, drop_last=True)
+    else:
+        train_set = InpaintingDataset(images, args.resolution, masks, seed=args.seed,
+                                      min_crop_scale=args.min_crop_scale)
+        train_loader = torch.utils.data.DataLoader(train_set, batch_size=args.train_batch_size, shuffle=True,
+                                                   num_workers=args.dataloader_num_workers, drop_last=True)
     val_batch = None
-    if val_paths:
-        val_set = InpaintingDataset(val_paths, args.resolution, MaskGenerator(tuple(args.hole_range)),
+    if val_images:
+        val_set = InpaintingDataset(val_images, args.resolution, MaskGenerator(tuple(args.hole_range)),
                                     seed=args.seed + 1, train=False)
         val_batch = torch.utils.data.default_collate([val_set[i] for i in range(len(val_set))])
     return train_set, train_loader, val_batch
+
+
+class StreamState:
+    """Where a streamed run is: its epoch, and how many examples of it each process has read (checkpointed with
+    Accelerate's state: a resumed run skips them)."""
+
+    def __init__(self):
+        self.epoch, self.rows, self.rows_read = 0, [], 0
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "rows": self.rows}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.rows = state["epoch"], list(state["rows"])
+
+    def gather(self, accelerator) -> None:
+        """Every process's count, into the state the main process saves (call on every process)."""
+        rows = torch.tensor([self.rows_read], device=accelerator.device)
+        self.rows = accelerator.gather(rows).tolist()
 
 
 def set_up(args) -> TrainingRun:
@@ -415,17 +490,23 @@ def set_up(args) -> TrainingRun:
     claim_output_dir(accelerator, args, output_dir)
     set_seed(args.seed)  # same initial weights on every process
     model, loss_fn, optimizer, ema = build_model(args, accelerator)
-    train_set, train_loader, val_batch = build_data(args)
-    model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    train_set, train_loader, val_batch = build_data(args, accelerator)
+    stream = None
+    if args.streaming:
+        model, optimizer = accelerator.prepare(model, optimizer)
+        stream = StreamState()
+        accelerator.register_for_checkpointing(stream)
+    else:
+        model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     if args.torch_compile:
         model = torch.compile(model)
-    if steps_per_epoch(args, train_loader) == 0:
+    if stream is None and steps_per_epoch(args, train_loader) == 0:
         raise UsageError(f"{len(train_set)} training images make no full batch of "
                          f"{args.train_batch_size} × {accelerator.num_processes} processes")
     if accelerator.is_main_process:
         accelerator.init_trackers("rfr-net", config={k: str(v) for k, v in vars(args).items()})
     return TrainingRun(args, accelerator, output_dir, model, accelerator.unwrap_model(model), loss_fn, optimizer,
-                       ema, train_set, train_loader, val_batch)
+                       ema, train_set, train_loader, val_batch, stream)
 
 
 def steps_per_epoch(args, train_loader) -> int:
@@ -456,10 +537,14 @@ def recalibration_batches(run: TrainingRun):
     args = run.args
     if not args.recalibrate_batchnorm:
         return None
-    generator = torch.Generator().manual_seed(args.seed * 7919 + run.accelerator.process_index)
-    loader = torch.utils.data.DataLoader(run.train_set, batch_size=args.train_batch_size, drop_last=True,
-                                         sampler=torch.utils.data.RandomSampler(run.train_set, generator=generator),
-                                         num_workers=args.dataloader_num_workers)
+    if run.stream is not None:  # an epoch of its own (the training loop sets its epoch again)
+        run.train_set.set_epoch(RECALIBRATION_EPOCH)
+        loader = run.train_loader
+    else:
+        generator = torch.Generator().manual_seed(args.seed * 7919 + run.accelerator.process_index)
+        loader = torch.utils.data.DataLoader(run.train_set, batch_size=args.train_batch_size, drop_last=True,
+                                             sampler=torch.utils.data.RandomSampler(run.train_set, generator=generator),
+                                             num_workers=args.dataloader_num_workers)
     batches = zip(range(args.recalibrate_batchnorm), loader)
     return ({k: v.to(run.accelerator.device) for k, v in batch.items()} for _, batch in batches)
 
@@ -526,6 +611,8 @@ def after_step(run: TrainingRun, losses: LossLog, progress, last_step: bool) -> 
     if step % args.logging_steps == 0 or last_step:
         losses.write(run, progress)
     if step % args.checkpointing_steps == 0 or last_step:
+        if run.stream is not None:
+            run.stream.gather(run.accelerator)
         save_checkpoint(run.accelerator, run.output_dir, step, args.checkpoints_total_limit)
     if not run.accelerator.is_main_process:
         return
@@ -543,6 +630,35 @@ def out_of_time(run: TrainingRun, started: float) -> bool:
     return run.accelerator.reduce(torch.tensor(float(over), device=run.accelerator.device), "max").item() > 0
 
 
+def epoch_batches(run: TrainingRun, epoch: int):
+    """The batches of one epoch still to train on. Folders and tables: the seeded order, less the batches a resumed
+    run's epoch has done. A stream: this process's shard, less the examples a resumed run has read; the epoch ends for
+    every process when any process's shard has no full batch left (so that all take the same steps)."""
+    args, accelerator = run.args, run.accelerator
+    run.train_set.set_epoch(epoch)  # crops, flips and masks (and a stream's order)
+    if run.stream is None:
+        per_epoch = steps_per_epoch(args, run.train_loader)
+        done_in_epoch = run.global_step - epoch * per_epoch
+        loader = run.train_loader
+        if done_in_epoch:
+            loader = accelerator.skip_first_batches(run.train_loader, done_in_epoch * args.gradient_accumulation_steps)
+        loader.set_epoch(epoch)  # the order
+        yield from loader
+        return
+    if run.stream.epoch == epoch and run.stream.rows:  # resumed mid-epoch
+        run.train_set.start_at(run.stream.rows[accelerator.process_index])
+    run.stream.epoch, run.stream.rows_read = epoch, run.train_set.start
+    batches = iter(run.train_loader)
+    while True:
+        batch = next(batches, None)
+        every_process_has_one = accelerator.reduce(torch.tensor(float(batch is not None), device=accelerator.device),
+                                                   "min").item() > 0
+        if not every_process_has_one:
+            return
+        run.stream.rows_read = int(batch.pop("row").max()) + 1
+        yield {name: value.to(accelerator.device) for name, value in batch.items()}
+
+
 def train_loop(run: TrainingRun) -> LossLog:
     """Steps until --max_train_steps, or --max_train_seconds (checked every logging_steps: the check waits for the
     device); a resumed run continues mid-epoch where its checkpoint left off."""
@@ -550,19 +666,14 @@ def train_loop(run: TrainingRun) -> LossLog:
     progress = tqdm(total=args.max_train_steps, initial=run.global_step, desc="steps",
                     disable=not accelerator.is_local_main_process)
     losses = LossLog(accelerator.device)
-    per_epoch = steps_per_epoch(args, run.train_loader)
-    epoch = run.global_step // per_epoch
+    epoch = run.stream.epoch if run.stream is not None else run.global_step // steps_per_epoch(args, run.train_loader)
     started = time.monotonic()
     run.model.train()
     last_step = run.global_step >= args.max_train_steps  # a resumed, finished run trains no further
     while not last_step:
-        loader = run.train_loader
-        done_in_epoch = run.global_step - epoch * per_epoch
-        if done_in_epoch:
-            loader = accelerator.skip_first_batches(run.train_loader, done_in_epoch * args.gradient_accumulation_steps)
-        run.train_set.set_epoch(epoch)  # crops, flips and masks
-        loader.set_epoch(epoch)  # the order
-        for batch in loader:
+        trained = False
+        for batch in epoch_batches(run, epoch):
+            trained = True
             losses.add(training_step(run, batch), batch["skipped"])
             if not accelerator.sync_gradients:
                 continue
@@ -577,6 +688,9 @@ def train_loop(run: TrainingRun) -> LossLog:
                     logger.info("step %d: stopping, --max_train_seconds %g reached", run.global_step,
                                 args.max_train_seconds)
                 break
+        if not trained and not last_step and (run.stream is None or run.stream.rows_read == 0):
+            raise UsageError(f"the stream gave no full batch of {args.train_batch_size} on every one of "
+                             f"{accelerator.num_processes} processes in epoch {epoch}")
         epoch += 1
     progress.close()
     return losses
