@@ -9,8 +9,10 @@ over the hole's pixels only. `scripts/evaluate.py` and `scripts/make_example_gri
 
 from __future__ import annotations
 
+import io
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +45,19 @@ def measured_bin(hole: np.ndarray) -> int:
     return min(max(tenths, 0), len(BINS) - 1)
 
 
-def load_photo(path: Path, resolution: int) -> np.ndarray:
+@dataclass(frozen=True)
+class StoredImage:
+    """A photo of a 🤗 Datasets table as the evaluation names and reads it: `name` (its split and row, stable across
+    runs) and the image as stored ({"bytes", "path"}, see rfr_pipeline.data.load_images)."""
+
+    name: str
+    item: dict
+
+
+def load_photo(path: Path | StoredImage, resolution: int) -> np.ndarray:
     """(resolution, resolution, 3) uint8: the photo's centre square, resized; resolution 0: the photo as it is."""
+    if isinstance(path, StoredImage):
+        path = io.BytesIO(path.item["bytes"]) if path.item.get("bytes") is not None else path.item["path"]
     with PIL.Image.open(path) as image:
         image = image.convert("RGB")
         return np.array(centre_square(image, resolution) if resolution else image)

@@ -2,7 +2,7 @@
 """Evaluate an inpainting model the way the literature reports it: per hole-area bin, beside classical baselines.
 
     python scripts/evaluate.py --model DIR_OR_REPO --images val/ --masks masks/irregular/ --output eval/ \\
-        [--resolution 256] [--limit 200] [--baselines telea,navier-stokes] [--seed 0] [--lpips WEIGHTS] [--strategy S]
+        [--dataset_name HUB_ID_OR_PATH --dataset_split test instead of --images] [--resolution 256] [--limit 200] [--baselines telea,navier-stokes] [--seed 0] [--lpips WEIGHTS] [--strategy S]
         [--flip_average | --no-flip_average] [--no-restore_detail] [--masks_per_image 1]
 
 Images are centre-cropped and resized to the resolution (as the official test does; `--resolution 0`: at their own
@@ -32,10 +32,11 @@ from tqdm.auto import tqdm
 
 from rfr_pipeline import RFRInpaintPipeline
 from rfr_pipeline.atomic import atomic_file
-from rfr_pipeline.data import list_images
+from rfr_pipeline.data import list_images, load_images
 from rfr_pipeline.evaluation import (
     BASELINES,
     BINS,
+    StoredImage,
     methods_metrics,
     load_mask,
     load_photo,
@@ -118,18 +119,37 @@ def read_progress(path: Path, settings: dict) -> list[dict]:
     return [row for row in rows if methods[(row["image"], row["mask"])] == set(settings["methods"])]
 
 
+def dataset_images(args) -> list[StoredImage]:
+    """The photos of --dataset_name's split (its first --limit rows), named by split and row."""
+    table, column = load_images(args.dataset_name, args.dataset_config_name, args.dataset_split, args.image_column,
+                                args.cache_dir, streaming=args.streaming)
+    rows = table.take(args.limit) if args.streaming else table.select(range(min(args.limit or len(table), len(table))))
+    images = [StoredImage(f"{args.dataset_split}-{index:06d}", row[column]) for index, row in enumerate(rows)]
+    if not images:
+        raise ValueError(f"the split {args.dataset_split!r} of {args.dataset_name!r} has no rows")
+    return images
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="pipeline folder, Hub repo id, or an embedded model by name (scenes, faces); "
                                         "omit to evaluate only the baselines")
-    parser.add_argument("--images", required=True, type=Path)
+    parser.add_argument("--images", type=Path, help="a folder of photos (searched recursively)")
+    parser.add_argument("--dataset_name", help="instead of --images: a 🤗 Datasets dataset, a Hub id or a local folder "
+                                               "or files datasets.load_dataset reads (parquet, an image folder, ...)")
+    parser.add_argument("--dataset_config_name", help="the dataset's configuration, if it has several")
+    parser.add_argument("--dataset_split", default="test", help="the split to evaluate on (default: %(default)s)")
+    parser.add_argument("--image_column", help="the dataset's column of images (default: its first image column)")
+    parser.add_argument("--cache_dir", help="where 🤗 Datasets keeps downloaded and prepared data")
+    parser.add_argument("--streaming", action="store_true",
+                        help="read the dataset as a stream: only the --limit photos evaluated are downloaded")
     parser.add_argument("--masks", required=True, type=Path)
     parser.add_argument("--output", required=True, type=Path)
     parser.add_argument("--resolution", type=int, default=256,
                         help="side of the centre square each photo is resized to; 0: photos at their own size "
                              "(masks resized to each; no example grids)")
     parser.add_argument("--masks_per_image", type=int, default=1, help="NVIDIA masks per bin for each photo")
-    parser.add_argument("--limit", type=int, help="evaluate the first N images (sorted by name)")
+    parser.add_argument("--limit", type=int, help="evaluate the first N images (sorted by name; a dataset's first rows)")
     parser.add_argument("--baselines", default="telea,navier-stokes", help="comma-separated; '' for none")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -157,8 +177,13 @@ def main(argv=None) -> int:
         parser.error(f"--grid_examples must be 0 (no grids) or more, got {args.grid_examples}")
     if args.masks_per_image < 1:
         parser.error(f"--masks_per_image must be 1 or more, got {args.masks_per_image}")
+    if (args.images is None) == (args.dataset_name is None):
+        parser.error("name the photos with --images (a folder) or --dataset_name (🤗 Datasets), one of them")
+    if args.streaming and (args.dataset_name is None or args.limit is None):
+        parser.error("--streaming reads the first --limit rows of a --dataset_name")
     try:
-        images = list_images([args.images], what="images")[: args.limit]
+        images = (list_images([args.images], what="images")[: args.limit] if args.images is not None
+                  else dataset_images(args))
         masks = list_images([args.masks], what="masks")
     except ValueError as err:
         parser.error(str(err))

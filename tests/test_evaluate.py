@@ -233,3 +233,31 @@ def test_the_methods_of_a_pair_are_measured_together_as_each_alone(tmp_path):
         for name in alone:
             assert measured[name] == pytest.approx(alone[name], rel=1e-6, abs=1e-7), name
     assert len({round(m["lpips"], 6) for m in together}) == 3  # three different composites, three distances
+
+
+def test_a_dataset_split_is_evaluated_as_its_folder_would_be(tmp_path, capsys):
+    """--dataset_name (parquet files as the Hub stores them, read offline; and streamed) measures the same photos
+    with the same masks as --images on a folder of them: the same numbers, rows named by split and row."""
+    datasets = pytest.importorskip("datasets")
+    images, masks, out, _ = random_photos(tmp_path, 4, (40, 50), seed=5)
+    for number, fraction in ((10, 0.05), (4010, 0.25)):
+        mask = np.zeros((64, 64), np.uint8)
+        mask[: int(64 * fraction)] = 255
+        PIL.Image.fromarray(mask).save(masks / f"{number:05d}.png")
+    photos = sorted(images.glob("*.png"))  # in the order the folder is read
+    (tmp_path / "dataset" / "data").mkdir(parents=True)
+    table = datasets.Dataset.from_dict({"image": [str(p) for p in photos]}).cast_column("image", datasets.Image())
+    table.to_parquet(str(tmp_path / "dataset" / "data" / "test-00000-of-00001.parquet"))
+    common = ["--masks", str(masks), "--resolution", "32", "--baselines", "telea,navier-stokes"]
+    assert evaluate.main([*common, "--images", str(images), "--output", str(tmp_path / "folder")]) == 0
+    for name, extra in (("table", []), ("stream", ["--streaming", "--limit", "4"])):
+        assert evaluate.main([*common, "--dataset_name", str(tmp_path / "dataset"), "--cache_dir",
+                              str(tmp_path / "cache"), "--output", str(tmp_path / name), *extra]) == 0
+        folder = json.loads((tmp_path / "folder" / "metrics.json").read_text())["summary"]
+        dataset = json.loads((tmp_path / name / "metrics.json").read_text())["summary"]
+        assert dataset == folder, name
+        rows = (tmp_path / name / "metrics.csv").read_text().splitlines()[1:]
+        assert {row.split(",")[0] for row in rows} == {f"test-{n:06d}" for n in range(4)}
+    with pytest.raises(SystemExit):
+        evaluate.main([*common, "--images", str(images), "--dataset_name", "x", "--output", str(tmp_path / "bad")])
+    assert "one of them" in capsys.readouterr().err
