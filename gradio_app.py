@@ -28,6 +28,7 @@ except ImportError:
 import gradio as gr
 import numpy as np
 import PIL.Image
+import PIL.ImageDraw
 import PIL.ImageOps
 import torch
 from gradio import processing_utils
@@ -311,6 +312,65 @@ def inpaint_on_device(pipeline_id: int, image: PIL.Image.Image, hole: np.ndarray
     return inpaint_keeping_bit_depth(_PIPELINES[pipeline_id], image, hole, **options)
 
 
+PANEL_SIDE = 320  # the longer side of each panel of the hole-closing view, in pixels
+
+
+@on_a_lent_gpu
+def hole_closing_on_device(pipeline_id: int, image: PIL.Image.Image, hole: np.ndarray, options: dict
+                           ) -> PIL.Image.Image:
+    """The paper's picture of the recurrence, for this photo: one panel per iteration, the photo as filled where the
+    network had reasoned about the hole by then, the hole's paint where it had not yet (`iteration_panels`). The
+    regions are the network's own (`callback_on_step_end`), each window's placed on the photo."""
+    import torch.nn.functional as F
+
+    pipe = _PIPELINES[pipeline_id]
+    scale = min(1.0, PANEL_SIDE / max(image.size))
+    size = (max(1, round(image.height * scale)), max(1, round(image.width * scale)))
+    iterations = pipe.rfrnet.config.num_iterations
+    # Per pixel, the iteration that reached it in the last forward that had it in its hole (a deep hole's core is
+    # filled by a coarse forward first, then known to the forward that fills the band around it); -1: none yet.
+    reached = np.full(size, -1, np.int16)
+    before: dict[int, np.ndarray] = {}  # this forward's windows, as reached after the previous iteration
+
+    def on_panel(mask, height, width, box_size) -> np.ndarray:
+        return (F.interpolate(mask[None, :, :height, :width].float(), size=box_size)[0, 0] > 0.5).cpu().numpy()
+
+    def follow(pipeline, step, iteration, callback_kwargs):
+        for n, (region, start, (_, top, left, bottom, right, height, width)) in enumerate(zip(
+                callback_kwargs["known_region"], callback_kwargs["known_mask"], callback_kwargs["window"].tolist())):
+            t, l = round(top * scale), round(left * scale)
+            box_size = (max(1, round(bottom * scale) - t), max(1, round(right * scale) - l))
+            if iteration == 0:
+                before[n] = on_panel(start, height, width, box_size)
+            now = on_panel(region, height, width, box_size)
+            reached[t:t + box_size[0], l:l + box_size[1]][now & ~before[n]] = iteration
+            before[n] = now
+        return {}
+
+    result = pipe(image=image.convert("RGB"), mask_image=PIL.Image.fromarray(hole), callback_on_step_end=follow,
+                  callback_on_step_end_tensor_inputs=["known_region", "window", "known_mask"], **options).images[0]
+    small_hole = np.asarray(PIL.Image.fromarray(hole).resize(size[::-1], PIL.Image.Resampling.NEAREST))
+    return iteration_panels(result.resize(size[::-1], PIL.Image.Resampling.LANCZOS), small_hole, reached, iterations)
+
+
+def iteration_panels(result: PIL.Image.Image, hole: np.ndarray, reached: np.ndarray, iterations: int,
+                     columns: int = 3) -> PIL.Image.Image:
+    """A grid of `iterations` panels: in panel k the hole's pixels not reached by iteration k (`reached` > k, or -1:
+    never) keep the paint colour, the rest show the result."""
+    width, height = result.size
+    rows = -(-iterations // columns)
+    label = 18
+    grid = PIL.Image.new("RGB", (columns * width, rows * (height + label)), "white")
+    draw = PIL.ImageDraw.Draw(grid)
+    pixels = np.asarray(result.convert("RGB"))
+    for k in range(iterations):
+        panel = np.where((hole & ((reached > k) | (reached < 0)))[..., None], np.array(PAINT_RGB, np.uint8), pixels)
+        x, y = (k % columns) * width, (k // columns) * (height + label)
+        grid.paste(PIL.Image.fromarray(panel), (x, y + label))
+        draw.text((x + 4, y + 3), f"after iteration {k + 1}", fill="black")
+    return grid
+
+
 def release_freed_memory() -> None:
     """Hand the memory a request freed back to the system. glibc keeps freed blocks in its heaps for reuse, and the
     blocks of photos of ever new sizes do not fit one another, so without this a server's resident size climbs with
@@ -340,7 +400,8 @@ class Inpainter:
         self.output_dir = Path(tempfile.mkdtemp(prefix="rfr-demo-"))
         weakref.finalize(self, shutil.rmtree, self.output_dir, True)  # and everything in it, when the app ends
 
-    def __call__(self, editor_value, strategy: str | None = None, dilation: int = 0):
+    def request(self, editor_value) -> tuple[PIL.Image.Image, np.ndarray]:
+        """The photo and its painted hole from an editor value, or a message saying what is missing."""
         background = (editor_value or {}).get("background")
         if background is None:
             raise gr.Error("Upload a photo first, then paint over what should go.")
@@ -352,6 +413,22 @@ class Inpainter:
         if hole.all():
             raise gr.Error("The mask covers the whole photo: leave some of it unpainted, so there is something "
                            "to fill the hole from.")
+        return image, hole
+
+    def hole_closing(self, editor_value, strategy: str | None = None, dilation: int = 0) -> str:
+        """The hole-closing view of a request (`hole_closing_on_device`), as a PNG file."""
+        image, hole = self.request(editor_value)
+        panels = hole_closing_on_device(id(self.pipe), image, hole, {"strategy": strategy,
+                                                                      "mask_dilation": int(dilation)})
+        path = self.result_path(None).with_name("hole-closing.png")
+        with atomic_file(path) as tmp:
+            panels.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        release_freed_memory()
+        return str(path)
+
+    def __call__(self, editor_value, strategy: str | None = None, dilation: int = 0):
+        background = (editor_value or {}).get("background")
+        image, hole = self.request(editor_value)
         start = time.perf_counter()
         result = inpaint_on_device(id(self.pipe), image, hole, {"strategy": strategy, "mask_dilation": int(dilation)})
         seconds = time.perf_counter() - start
@@ -438,6 +515,17 @@ def model_panel(inpainter: Inpainter, name: str) -> None:
         run.click(inpainter, inputs=[editor, strategy, dilation], outputs=[result, status],
                   api_name=f"inpaint_{name}" if name else "inpaint", api_description=API_DESCRIPTION,
                   concurrency_limit=1)
+        with gr.Accordion("How the hole closes, iteration by iteration", open=False):
+            gr.Markdown("RFR-Net fills a hole from its edge inwards: each of its recurrent iterations reasons about a "
+                        "ring more of the hole. Here is what it had reached after each one (paint: not yet).")
+            show = gr.Button("Show how the hole closes", elem_id=f"show-steps{suffix}", elem_classes="rfr-show-steps")
+            steps = gr.Image(label="After each iteration", type="filepath", format="png", interactive=False,
+                             buttons=["download", "fullscreen"], elem_id=f"steps{suffix}", elem_classes="rfr-steps")
+        show.click(inpainter.hole_closing, inputs=[editor, strategy, dilation], outputs=[steps],
+                   api_name=f"hole_closing_{name}" if name else "hole_closing", concurrency_limit=1,
+                   api_description="The photo as it is filled after each recurrent iteration of the network "
+                                   "(one panel per iteration; the paint colour marks what is not reached yet). "
+                                   "Same inputs as /inpaint.")
         if names:
             gr.Examples(examples(names), inputs=[editor], label="Examples (free to reuse, see examples/LICENSE.md)")
 

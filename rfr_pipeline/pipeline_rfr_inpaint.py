@@ -128,7 +128,8 @@ class RFRInpaintPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "rfrnet"
-    _callback_tensor_inputs = ["known_region"]  # what `callback_on_step_end` can be given after each iteration
+    # what `callback_on_step_end` can be given after each iteration (see `__call__`)
+    _callback_tensor_inputs = ["known_region", "window", "known_mask"]
 
     def __init__(self, rfrnet: RFRNet, default_strategy: str = "auto", default_working_size: int | None = None,
                  default_flip_average: bool = False):
@@ -333,8 +334,9 @@ class RFRInpaintPipeline(DiffusionPipeline):
     def run(self, tiles: list[_Tile], batch_size: int, flip_average: bool = False, on_iteration=None
             ) -> list[torch.Tensor]:
         """The network's prediction for each tile, clamped to [0, 1], on the CPU in float32; with `flip_average`, the
-        mean of the predictions for the tile and for its mirror image (mirrored back). `on_iteration` goes to every
-        forward (`RFRNet.forward`)."""
+        mean of the predictions for the tile and for its mirror image (mirrored back). `on_iteration(iteration,
+        region, windows, known_mask)` follows every forward's iterations (`RFRNet.forward`), as `__call__`'s
+        callback describes them."""
         predictions: list[torch.Tensor | None] = [None] * len(tiles)
         device, dtype = self.rfrnet.device, self.rfrnet.dtype
         for ids in self._batches(tiles, batch_size):
@@ -344,9 +346,13 @@ class RFRInpaintPipeline(DiffusionPipeline):
             images, (h, w) = ip.pad_to_multiple(images, SIZE_MULTIPLE)
             holes, _ = ip.pad_to_multiple(holes, SIZE_MULTIPLE)
             images, known = images.to(device, dtype), (1 - holes).to(device)
-            out = self.rfrnet(images, known, on_iteration=on_iteration).clamp(0, 1)
+            reported = None
+            if on_iteration is not None:  # the callback learns where each window of the batch is, and its start
+                windows = torch.tensor([[tiles[n].index, *tiles[n].box, *tiles[n].image.shape[1:]] for n in ids])
+                reported = lambda i, region: on_iteration(i, region, windows, known)  # noqa: E731
+            out = self.rfrnet(images, known, on_iteration=reported).clamp(0, 1)
             if flip_average:
-                mirrored = None if on_iteration is None else lambda i, region: on_iteration(i, region.flip(-1))
+                mirrored = None if reported is None else lambda i, region: reported(i, region.flip(-1))
                 out = (out + self.rfrnet(images.flip(-1), known.flip(-1), on_iteration=mirrored).flip(-1).clamp(0, 1)) / 2
             out = out[:, :, :h, :w].float().cpu()
             for n, pred in zip(ids, out):
@@ -474,7 +480,13 @@ class RFRInpaintPipeline(DiffusionPipeline):
             callback_on_step_end_tensor_inputs (`list[str]`, defaults to `["known_region"]`):
                 What `callback_kwargs` holds, from `_callback_tensor_inputs`: `"known_region"`, the region the
                 network has reasoned about so far, (B, 1, h, w) over the forward's batch of windows as the network
-                sees them, 1 = reached (`RFRNet.known_regions` computes the same without running the network).
+                sees them (padded to a multiple of 16), 1 = reached (`RFRNet.known_regions` computes the same
+                without running the network); `"window"`, where those windows are, (B, 7) int64 rows of (photo
+                index, top, left, bottom, right, height, width): the box of the photo a window covers, and its size
+                as the network sees it before the padding (its region is `known_region[b, :, :height, :width]`,
+                to be scaled onto the box); `"known_mask"`, what the forward started from, shaped as
+                `known_region` (1 = known: a deep hole's core filled by a coarser forward is known to the forward
+                that fills the band around it).
 
         Returns:
             [`~pipelines.ImagePipelineOutput`] or `tuple`: the inpainted images (`.images`), or `(images,)` when
@@ -517,10 +529,10 @@ class RFRInpaintPipeline(DiffusionPipeline):
         step = 0
         with self.progress_bar(total=forwards * self.rfrnet.config.num_iterations) if forwards else nullcontext() as bar:
 
-            def on_iteration(iteration: int, region: torch.Tensor) -> None:
+            def on_iteration(iteration: int, region: torch.Tensor, windows: torch.Tensor, start: torch.Tensor) -> None:
                 nonlocal step
                 if callback_on_step_end is not None:  # (its returned dict has nothing to update: the network's state
-                    known = {"known_region": region}   # is not a latent to edit)
+                    known = {"known_region": region, "window": windows, "known_mask": start}  # is not a latent)
                     callback_on_step_end(self, step, iteration,
                                          {name: known[name] for name in callback_on_step_end_tensor_inputs})
                 step += 1

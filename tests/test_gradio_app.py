@@ -91,6 +91,33 @@ def test_api_returns_an_inpainted_png_with_the_rest_untouched(app_url):
     assert status.startswith("Done in")
 
 
+def test_the_demo_shows_how_the_hole_closes_iteration_by_iteration(app_url, tmp_path):
+    """/hole_closing: one panel per recurrent iteration, the paint colour where the network has not reached yet; a
+    deep hole (a 120×160 box at full size) is still partly unreached after the first iteration and filled by the
+    last, and what is outside the hole is the photo."""
+    photo = tmp_path / "photo.png"
+    gradio_app_photo = np.asarray(PIL.Image.open(EXAMPLES / "raccoon_photo.png").convert("RGB"))[:240, :320]
+    PIL.Image.fromarray(gradio_app_photo).save(photo)
+    layer = np.zeros((240, 320, 4), np.uint8)
+    layer[60:180, 80:240] = (*gradio_app.PAINT_RGB, 255)
+    PIL.Image.fromarray(layer).save(tmp_path / "layer.png")
+    path = Client(app_url, verbose=False).predict(editor_value(photo, tmp_path / "layer.png"), "original", 0,
+                                                  api_name="/hole_closing")
+    grid = np.asarray(PIL.Image.open(path).convert("RGB"))
+    iterations = 6  # (the tiny test model's, as the paper's)
+    label = 18
+    assert grid.shape == (2 * (240 + label), 3 * 320, 3)
+    panels = [grid[row * (240 + label) + label:(row + 1) * (240 + label), col * 320:(col + 1) * 320]
+              for row in range(2) for col in range(3)][:iterations]
+    paint = [(panel == gradio_app.PAINT_RGB).all(axis=-1) for panel in panels]
+    hole = np.zeros((240, 320), bool)
+    hole[60:180, 80:240] = True
+    assert paint[0].sum() > 0.1 * hole.sum() and not paint[-1].any()
+    assert [p.sum() for p in paint] == sorted((p.sum() for p in paint), reverse=True)  # it only closes
+    assert not (paint[0] & ~hole).any()
+    assert np.array_equal(panels[0][~hole], gradio_app_photo[~hole])
+
+
 def test_growing_the_mask_is_the_pipelines_mask_dilation(app):
     url, inpainter = app
     photo, layer = EXAMPLES / "ball_photo.png", EXAMPLES / "ball_mask.png"

@@ -585,6 +585,36 @@ def test_the_separable_filters_equal_their_two_dimensional_definitions(radius):
     torch.testing.assert_close(ip.low_pass(image, radius), reference[0])
 
 
+def test_the_windows_let_a_caller_map_each_iteration_onto_the_photo(box_mask, photo, pipe):
+    """callback_kwargs["window"] places each region on its photo: two photos, holes served through scaled windows
+    (`crop`, the larger photo's scaled down), the last iteration's regions mapped back cover every hole pixel, and the first leave some uncovered."""
+    import torch.nn.functional as F
+
+    images = [photo(200, 260, seed=1), photo(150, 180, seed=2)]
+    masks = [box_mask(200, 260, ((20, 30, 120, 150), (150, 200, 190, 250))), box_mask(150, 180, ((40, 40, 120, 140),))]
+    iterations = pipe.rfrnet.config.num_iterations
+    reached = [np.full((m.size[1], m.size[0]), iterations, int) for m in masks]  # first iteration reaching a pixel
+    scaled = []
+
+    def follow(pipeline, step, iteration, callback_kwargs):
+        region, windows = callback_kwargs["known_region"], callback_kwargs["window"]
+        assert windows.dtype == torch.int64 and windows.shape == (region.shape[0], 7)
+        for r, (index, top, left, bottom, right, height, width) in zip(region, windows.tolist()):
+            scaled.append((bottom - top, right - left) != (height, width))
+            on_photo = F.interpolate(r[None, :, :height, :width].float(), size=(bottom - top, right - left))[0, 0] > 0.5
+            box = reached[index][top:bottom, left:right]
+            box[on_photo.numpy() & (box > iteration)] = iteration
+        return {}
+
+    pipe(images, masks, strategy="crop", working_size=160, flip_average=False, callback_on_step_end=follow,
+         callback_on_step_end_tensor_inputs=["known_region", "window"])
+    assert any(scaled)  # (windows scaled to the working size: the boxes are larger than what the network saw)
+    for mask, first in zip(masks, reached):
+        hole = hole_of(mask)
+        assert (first[hole] < iterations).all()  # every hole pixel reached by some iteration of some window
+        assert (first[hole] > 0).any()  # not all at once: the hole closes over the iterations
+
+
 def test_callback_on_step_end_follows_each_recurrent_iteration(box_mask, photo, pipe, capsys):
     from diffusers.callbacks import PipelineCallback
 
@@ -615,7 +645,7 @@ def test_callback_on_step_end_follows_each_recurrent_iteration(box_mask, photo, 
         torch.testing.assert_close(region, reached, rtol=0, atol=0)
     coverage = [region.mean().item() for _, _, region in seen[:iterations]]
     assert coverage == sorted(coverage) and coverage[0] < coverage[-1]
-    with pytest.raises(ValueError, match=r"callback_on_step_end_tensor_inputs may name \['known_region'\]"):
+    with pytest.raises(ValueError, match=r"callback_on_step_end_tensor_inputs may name \['known_region', 'window', 'known_mask'\]"):
         pipe(image, mask, callback_on_step_end=follow, callback_on_step_end_tensor_inputs=["latents"])
 
     class Counting(PipelineCallback):  # diffusers' callback classes work too
