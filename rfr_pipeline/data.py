@@ -92,6 +92,19 @@ class ImageColumn(Sequence):
         return self.table[self.rows[index]][self.column]
 
 
+def add_dataset_arguments(parser, instead_of: str, split: str, streaming: str) -> None:
+    """The command-line options of diffusers' training examples for a 🤗 Datasets source, on `parser` (a parser or
+    an argument group): --dataset_name (instead of `instead_of`), --dataset_config_name, --dataset_split (default
+    `split`), --image_column, --cache_dir and --streaming (`streaming` says what it does there)."""
+    parser.add_argument("--dataset_name", help=f"instead of {instead_of}: a 🤗 Datasets dataset, a Hub id or a local "
+                                               "folder or files datasets.load_dataset reads (parquet, an image folder, ...)")
+    parser.add_argument("--dataset_config_name", help="the dataset's configuration, if it has several")
+    parser.add_argument("--dataset_split", default=split, help="the split to read (default: %(default)s)")
+    parser.add_argument("--image_column", help="the dataset's column of images (default: its first image column)")
+    parser.add_argument("--cache_dir", help="where 🤗 Datasets keeps downloaded and prepared data")
+    parser.add_argument("--streaming", action="store_true", help=streaming)
+
+
 def load_images(name: str, config: str | None = None, split: str = "train", image_column: str | None = None,
                 cache_dir: str | None = None, streaming: bool = False):
     """A split of a 🤗 Datasets dataset (a Hub id, or a local folder or files `datasets.load_dataset` reads: parquet, an

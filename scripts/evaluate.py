@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from rfr_pipeline import RFRInpaintPipeline
 from rfr_pipeline.atomic import atomic_file
-from rfr_pipeline.data import list_images, load_images
+from rfr_pipeline.data import add_dataset_arguments, list_images, load_images
 from rfr_pipeline.evaluation import (
     BASELINES,
     BINS,
@@ -135,14 +135,8 @@ def main(argv=None) -> int:
     parser.add_argument("--model", help="pipeline folder, Hub repo id, or an embedded model by name (scenes, faces); "
                                         "omit to evaluate only the baselines")
     parser.add_argument("--images", type=Path, help="a folder of photos (searched recursively)")
-    parser.add_argument("--dataset_name", help="instead of --images: a 🤗 Datasets dataset, a Hub id or a local folder "
-                                               "or files datasets.load_dataset reads (parquet, an image folder, ...)")
-    parser.add_argument("--dataset_config_name", help="the dataset's configuration, if it has several")
-    parser.add_argument("--dataset_split", default="test", help="the split to evaluate on (default: %(default)s)")
-    parser.add_argument("--image_column", help="the dataset's column of images (default: its first image column)")
-    parser.add_argument("--cache_dir", help="where 🤗 Datasets keeps downloaded and prepared data")
-    parser.add_argument("--streaming", action="store_true",
-                        help="read the dataset as a stream: only the --limit photos evaluated are downloaded")
+    add_dataset_arguments(parser, instead_of="--images", split="test",
+                          streaming="read the dataset as a stream: only the --limit photos evaluated are downloaded")
     parser.add_argument("--masks", required=True, type=Path)
     parser.add_argument("--output", required=True, type=Path)
     parser.add_argument("--resolution", type=int, default=256,

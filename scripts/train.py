@@ -39,8 +39,16 @@ from tqdm.auto import tqdm
 
 from rfr_pipeline import RFRInpaintPipeline, RFRNet
 from rfr_pipeline.atomic import atomic_file, make_ordinary
-from rfr_pipeline.data import (ImageColumn, InpaintingDataset, StreamingInpaintingDataset, UnreadableImagesError,
-                               list_images, load_images, split_validation)
+from rfr_pipeline.data import (
+    ImageColumn,
+    InpaintingDataset,
+    StreamingInpaintingDataset,
+    UnreadableImagesError,
+    add_dataset_arguments,
+    list_images,
+    load_images,
+    split_validation,
+)
 from rfr_pipeline.distributed import end_processes
 from rfr_pipeline.evaluation import composite_metrics
 from rfr_pipeline.hub import RESEARCH_ONLY_LICENCE, render_model_card, save_pipeline_atomically
@@ -72,15 +80,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument("--train_data_dir", nargs="+", help="image folders (searched recursively)")
-    data.add_argument("--dataset_name", help="instead of folders: a 🤗 Datasets dataset, a Hub id or a local folder or "
-                                             "files datasets.load_dataset reads (parquet, an image folder, ...)")
-    data.add_argument("--dataset_config_name", help="the dataset's configuration, if it has several")
-    data.add_argument("--dataset_split", default="train", help="the split to train on (default: %(default)s)")
-    data.add_argument("--image_column", help="the dataset's column of images (default: its first image column)")
-    data.add_argument("--cache_dir", help="where 🤗 Datasets keeps downloaded and prepared data")
-    data.add_argument("--streaming", action="store_true",
-                      help="read the dataset as a stream (datasets larger than the disk): each process its own shard, "
-                           "shuffled through a buffer; resumable mid-epoch")
+    add_dataset_arguments(data, instead_of="folders", split="train",
+                          streaming="read the dataset as a stream (datasets larger than the disk): each process its "
+                                    "own shard, shuffled through a buffer; resumable mid-epoch")
     data.add_argument("--shuffle_buffer", type=int, default=1000, help="examples in the streaming shuffle buffer")
     data.add_argument("--validation_data_dir", help="validation images (default: hold some out of the training data)")
     data.add_argument("--num_validation_images", type=int, default=8)
