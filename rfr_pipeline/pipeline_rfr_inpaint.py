@@ -53,6 +53,12 @@ REACH_FRACTION = 0.6
 # fraction of the depth limit (16 px) inwards, their broad colour is the smooth interpolation of their surroundings'
 # (`ip.anchor_colours`). Only there: anchoring every scaled window cost PSNR, SSIM and L1 at 512² (the docs).
 ANCHOR_FRACTION = 1 / 3
+# A window scaled down more than ANCHORED_SCALE (a large photo: an object in a 12-megapixel photo comes to the network
+# 5-10× smaller) whose hole is deeper than ANCHORED_DEPTH of the depth limit (32 px) has its colour anchored too:
+# there the network's drift showed as a darker ghost of a removed person. At 2× and less (the 512² evaluations) the
+# network's own colours measured better, so those windows stay as they were (docs/large-images.md).
+ANCHORED_SCALE = 2.0
+ANCHORED_DEPTH = 2 / 3
 
 
 def attention_memory_gib(height: int, width: int) -> float:
@@ -289,6 +295,8 @@ class RFRInpaintPipeline(DiffusionPipeline):
         # At full size (the paper's setting) only what is out of reach altogether; a scaled window within the limit.
         tile_limit = reach if tuple(tile.hole.shape) == (b - t, r - l) else depth_limit
         if deepest <= tile_limit or hole.all():
+            if max(b - t, r - l) > ANCHORED_SCALE * max(tile.hole.shape) and deepest > ANCHORED_DEPTH * depth_limit:
+                tile.anchor_depth = max(1, round(ANCHOR_FRACTION * depth_limit))
             return None, tile.fills
         core = tile.fills
         if strategy == "original":

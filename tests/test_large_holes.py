@@ -258,3 +258,23 @@ def test_anchor_colours_takes_a_deep_fills_broad_colour_from_its_surroundings_an
     assert abs(anchored[0, deepest].std() - prediction[0, deepest].std()) < 0.005  # the pattern is kept
     edge = torch.from_numpy(depths == 1)
     assert (anchored - prediction)[:, edge].abs().mean() < 0.1 * 0.2  # at the edge the fill stays the network's
+
+
+def test_an_object_in_a_large_photo_has_its_colour_anchored_a_2x_window_keeps_the_networks(tiny_pipe):
+    """A window scaled down more than 2× whose hole is deeper than 2/3 of the depth limit (an object in a large
+    photo: the network's colour drifted there, the ghost of a removed person) is anchored; at 2× (the 512²
+    evaluations) or with a shallower hole it is left as the network fills it (docs/large-images.md)."""
+    from rfr_pipeline.pipeline_rfr_inpaint import ANCHORED_DEPTH, REACH_FRACTION, _Tile
+
+    reach = tiny_pipe.reach()
+    limit = int(REACH_FRACTION * reach)
+    side = 160
+    for half_width, scale, anchored in ((40, 3, True), (40, 2, False), (28, 3, False)):
+        assert (half_width > ANCHORED_DEPTH * limit) == (half_width == 40) and half_width <= limit
+        hole = torch.zeros(side, side, dtype=torch.bool)
+        hole[side // 2 - half_width:side // 2 + half_width, side // 2 - half_width:side // 2 + half_width] = True
+        full = side * scale
+        big_hole = ip.resize(hole[None, None].float(), (full, full), mode="nearest")[0, 0] > 0.5
+        tile = _Tile(0, torch.rand(3, side, side), hole, (0, 0, full, full), big_hole)
+        coarse, _ = tiny_pipe._split_deep(tile, torch.rand(3, full, full), big_hole, "auto", 256, reach)
+        assert coarse is None and (tile.anchor_depth > 0) == anchored, (half_width, scale)
