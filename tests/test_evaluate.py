@@ -261,3 +261,27 @@ def test_a_dataset_split_is_evaluated_as_its_folder_would_be(tmp_path, capsys):
     with pytest.raises(SystemExit):
         evaluate.main([*common, "--images", str(images), "--dataset_name", "x", "--output", str(tmp_path / "bad")])
     assert "one of them" in capsys.readouterr().err
+
+
+def test_object_removal_is_measured_against_the_photo(make_model, tmp_path):
+    """scripts/evaluate_objects.py: objects placed on photos that never had them; a perfect fill would score
+    infinite PSNR and no colour bias, so the numbers are the fill's."""
+    from scripts import evaluate_objects
+
+    images, _, _, _ = random_photos(tmp_path, 2, (48, 64), seed=7)
+    model_dir = tmp_path / "model"
+    RFRInpaintPipeline(rfrnet=make_model(sample_size=32)).save_pretrained(model_dir, ship_code=False)
+    for extra in ([], ["--no_object_anchoring"]):
+        out = tmp_path / f"objects{len(extra)}.json"
+        assert evaluate_objects.main(["--model", str(model_dir), "--images", str(images), "--upscale", "3",
+                                      "--objects", "person,disk", "--fraction", "0.1", "--output", str(out),
+                                      *extra]) == 0
+        report = json.loads(out.read_text())
+        assert set(report["summary"]) == {"person", "disk", "all"} and len(report["rows"]) == 2 * 2 * 2
+        for values in report["summary"]["all"].values():
+            assert 0 < values["psnr"] < 60 and values["colour_bias"] > 0 and 0 < values["hole_l1"] < 1
+    holes = [evaluate_objects.placed_object("person", 300, 200, 0.1, np.random.default_rng(n)) for n in range(3)]
+    assert all(abs(h.mean() - 0.1) < 0.02 for h in holes) and not np.array_equal(holes[0], holes[1])
+    from rfr_pipeline import pipeline_rfr_inpaint
+
+    assert pipeline_rfr_inpaint.ANCHORED_SCALE == 2.0  # (restored after the comparison run)
