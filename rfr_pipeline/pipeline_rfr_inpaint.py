@@ -295,7 +295,8 @@ class RFRInpaintPipeline(DiffusionPipeline):
         # At full size (the paper's setting) only what is out of reach altogether; a scaled window within the limit.
         tile_limit = reach if tuple(tile.hole.shape) == (b - t, r - l) else depth_limit
         if deepest <= tile_limit or hole.all():
-            if max(b - t, r - l) > ANCHORED_SCALE * max(tile.hole.shape) and deepest > ANCHORED_DEPTH * depth_limit:
+            scaled_down = max(b - t, r - l) > ANCHORED_SCALE * max(tile.hole.shape)
+            if scaled_down and deepest > ANCHORED_DEPTH * depth_limit and not hole.all():  # (colours to anchor to)
                 tile.anchor_depth = max(1, round(ANCHOR_FRACTION * depth_limit))
             return None, tile.fills
         core = tile.fills
