@@ -62,7 +62,7 @@ def run_child(mode, model, tmp_path):
 def test_where_spaces_is_present_the_inference_goes_through_spaces_gpu(tiny_pipeline_dir, tmp_path):
     pytest.importorskip("spaces")
     report = run_child("with-spaces", tiny_pipeline_dir, tmp_path)
-    assert report["spaces"] and report["decorated"] == ["inpaint_on_device"]
+    assert report["spaces"] and report["decorated"] == ["inpaint_on_device", "hole_closing_on_device"]
     assert report["changed"] and report["same_size"] and report["status"].startswith("Done in")
 
 
