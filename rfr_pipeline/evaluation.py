@@ -27,7 +27,7 @@ from .image_processing import centre_square, prepare_mask
 BINS = ["1-10%", "10-20%", "20-30%", "30-40%", "40-50%", "50-60%", "60-100%"]
 NVIDIA_BINS = 6
 BASELINES = {"telea": "INPAINT_TELEA", "navier-stokes": "INPAINT_NS"}  # OpenCV's classical inpainting
-METRICS = ("psnr", "ssim", "l1_percent", "hole_l1", "hole_detail", "lpips")
+METRICS = ("psnr", "ssim", "l1_percent", "hole_l1", "hole_detail", "checkerboard", "lpips")
 
 
 def nvidia_bin(path: Path) -> int | None:
@@ -91,7 +91,9 @@ def composite_metrics(comp: torch.Tensor, truth: torch.Tensor, hole: torch.Tenso
     Returns (N,) tensors: psnr (inf for a perfect composite), ssim, l1_percent, hole_l1 (0 without a hole) and
     hole_detail: the fine detail in the hole as a fraction of the photo's own there (the mean absolute difference
     between neighbouring pixels of the hole, composite over truth; 1 = as textured as the photo, below = smoother;
-    NaN where the truth is flat in the hole)."""
+    NaN where the truth is flat in the hole) and checkerboard: the hole's energy at the 2- and 4-pixel periods of a
+    checkerboard, composite over truth (1 = as much as the photo has there; above = the chequered artefact of
+    transposed convolutions, which the paper's style loss can teach; NaN where the truth has none)."""
     from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
     # SSIM in float32: its 11×11 Gaussian filtering in float64 took 0.4 s per 256² image on the CPU, 30× float32's
@@ -106,15 +108,35 @@ def composite_metrics(comp: torch.Tensor, truth: torch.Tensor, hole: torch.Tenso
         "l1_percent": 100 * error.mean(dim=(1, 2, 3)),
         "hole_l1": (error * hole_pixels).sum(dim=(1, 2, 3)) / hole_pixels.sum(dim=(1, 2, 3)).clamp(min=1),
         "hole_detail": _detail_ratio(comp, truth, hole),
+        "checkerboard": _ratio(_checkerboard_energy(comp, hole), _checkerboard_energy(truth, hole)),
     }
+
+
+def _ratio(mine: torch.Tensor, theirs: torch.Tensor) -> torch.Tensor:
+    """mine / theirs, NaN where theirs is about 0 (nothing to compare with: `summarise` leaves those out)."""
+    return torch.where(theirs > 1e-6, mine / theirs.clamp(min=1e-12), torch.full_like(mine, float("nan")))
+
+
+def _checkerboard_energy(images: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """(N,) the mean response of the luminance to checkerboards of periods 2 and 4 (kernels ±1 in a chequer of
+    squares 1 and 2 px wide), over the windows that lie wholly in the hole."""
+    import torch.nn.functional as F
+
+    gray = images.mean(dim=1, keepdim=True)
+    energy = torch.zeros(images.shape[0], dtype=images.dtype, device=images.device)
+    for period in (2, 4):
+        half = torch.tensor([1.0] * (period // 2) + [-1.0] * (period // 2), dtype=images.dtype, device=images.device)
+        kernel = torch.outer(half, half)[None, None] / period**2
+        response = F.conv2d(gray, kernel).abs()
+        inside = F.conv2d(hole.to(images.dtype), torch.ones_like(kernel)) > period**2 - 0.5
+        energy += (response * inside).sum(dim=(1, 2, 3)) / inside.sum(dim=(1, 2, 3)).clamp(min=1)
+    return energy
 
 
 def _detail_ratio(comp: torch.Tensor, truth: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
     """(N,) the composite's neighbour differences in the hole over the truth's; NaN where the truth is flat there (no
     texture to compare with: `summarise` leaves such images out of the mean)."""
-    theirs = _neighbour_differences(truth, hole)
-    ratio = _neighbour_differences(comp, hole) / theirs.clamp(min=1e-12)
-    return torch.where(theirs > 1e-6, ratio, torch.full_like(ratio, float("nan")))
+    return _ratio(_neighbour_differences(comp, hole), _neighbour_differences(truth, hole))
 
 
 def _neighbour_differences(images: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
@@ -174,14 +196,14 @@ def summarise(rows: list[dict]) -> dict:
 def markdown_table(summary: dict, methods: list[str]) -> str:
     with_lpips = any("lpips" in s for s in summary.values())
     lines = ["| hole area | method | PSNR ↑ | SSIM ↑ | L1 (%) ↓ | hole L1 ↓ | hole detail (1 = photo's) |"
-             + (" LPIPS ↓ |" if with_lpips else "") + " images |",
-             "|---|---|---|---|---|---|---|---|" + ("---|" if with_lpips else "")]
+             " checkerboard (1 = photo's) |" + (" LPIPS ↓ |" if with_lpips else "") + " images |",
+             "|---|---|---|---|---|---|---|---|---|" + ("---|" if with_lpips else "")]
     for b in [*BINS, "all"]:
         for m in methods:
             s = summary.get(f"{b}|{m}")
             if s:
                 lines.append(f"| {b} | {m} | {s['psnr']:.2f} | {s['ssim']:.4f} | {s['l1_percent']:.2f} | "
-                             f"{s['hole_l1']:.4f} | {s['hole_detail']:.2f} |"
+                             f"{s['hole_l1']:.4f} | {s['hole_detail']:.2f} | {s.get('checkerboard', float('nan')):.2f} |"
                              + (f" {s['lpips']:.4f} |" if with_lpips else "") + f" {s['count']} |")
     return "\n".join(lines) + "\n"
 

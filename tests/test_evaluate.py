@@ -285,3 +285,17 @@ def test_object_removal_is_measured_against_the_photo(make_model, tmp_path):
     from rfr_pipeline import pipeline_rfr_inpaint
 
     assert pipeline_rfr_inpaint.ANCHORED_SCALE == 2.0  # (restored after the comparison run)
+
+
+def test_checkerboard_is_the_holes_chequered_energy_as_a_fraction_of_the_photos():
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[0:32, 0:32]
+    truth = np.clip(80 + 2 * x[..., None] + rng.integers(-6, 7, (32, 32, 3)), 0, 255).astype(np.uint8)
+    hole = np.zeros((32, 32), bool)
+    hole[8:24, 8:24] = True
+    chequered, flat = truth.copy(), truth.copy()
+    chequered[hole] = np.clip(truth[hole].astype(int) + np.where(((x + y) % 2)[hole, None] == 1, 20, -20), 0, 255)
+    flat[hole] = 110
+    measure = lambda comp: evaluation.image_metrics(comp, truth, hole)["checkerboard"]  # noqa: E731
+    assert measure(truth) == pytest.approx(1.0) and measure(chequered) > 3 and measure(flat) == 0
+    assert math.isnan(evaluation.image_metrics(truth, np.full_like(truth, 90), hole)["checkerboard"])
