@@ -109,8 +109,12 @@ def test_two_processes_share_the_folder_a_killed_one_loses_nothing_and_a_relaunc
     assert {r["process"] for r in second if r["status"] == "done"} == {0, 1}  # both processes at work
     assert all(r["seconds"] > 0 for r in second if r["status"] == "done")
     done = Counter(os.path.basename(r["image"]) for r in records(output) if r["status"] == "done")
-    assert set(done) == {p.name for p in finished} | {p.name for p in images.iterdir()} - {"zz.png"}
-    assert set(done.values()) == {1}  # each exactly once, over both launches
+    # Each exactly once over both launches; except that the killed process may have renamed a batch's results into
+    # place and died before its manifest lines (results first, then the record: never a record without its file),
+    # so those few are on disk from the first launch and "skipped" by the second.
+    unrecorded = {p.name for p in images.iterdir()} - {"zz.png"} - set(done)
+    assert unrecorded <= {p.name for p in finished} and len(unrecorded) <= 2, unrecorded  # (--batch-size 2)
+    assert set(done.values()) == {1}
 
     # The same photos in one process, one at a time: the same pixels, within float rounding.
     (images / "zz.png").unlink()
