@@ -238,7 +238,7 @@ class StreamingInpaintingDataset(torch.utils.data.IterableDataset):
         if torch.utils.data.get_worker_info() is not None:
             raise RuntimeError("a streamed dataset is read in the training process (--dataloader_num_workers 0)")
         self.stream.set_epoch(self.epoch)
-        skipped = 0
+        unreadable: list[str] = []  # since the last readable image
         # The epoch's order is the same on every pass: a resumed run reads past its first `start` examples without
         # decoding them. (Not the stream's own skip(): combined with shuffle and sharding, it skips other examples.)
         for position, row in enumerate(self.stream):
@@ -249,15 +249,15 @@ class StreamingInpaintingDataset(torch.utils.data.IterableDataset):
                 image = open_image(item)
             except UNREADABLE as err:
                 logger.warning("skipping unreadable image %s: %s", describe(item), err)
-                skipped += 1
-                if skipped >= MAX_UNREADABLE_IN_A_ROW:
-                    raise UnreadableImagesError(range(position + 1), [describe(item)] * skipped) from err
+                unreadable.append(f"{describe(item)}: {err}")
+                if len(unreadable) >= MAX_UNREADABLE_IN_A_ROW:
+                    raise UnreadableImagesError(range(position + 1), unreadable) from err
                 continue
             logger.debug("epoch %d, process %d, example %d: %s", self.epoch, self.process_index, position,
                          describe(item))
             rng = np.random.default_rng([self.seed, self.epoch, self.process_index, position])
-            yield {**self.samples.sample(image, rng, skipped), "row": position}  # (rows read: to resume from)
-            skipped = 0
+            yield {**self.samples.sample(image, rng, len(unreadable)), "row": position}  # (rows read: to resume from)
+            unreadable = []
 
 
 def image_key(item) -> str:

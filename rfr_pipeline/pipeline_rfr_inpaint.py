@@ -287,7 +287,8 @@ class RFRInpaintPipeline(DiffusionPipeline):
         right - left) bool). With "original" the coarse tile fills only the deep core (the hole pixels beyond the
         limit) and the tile keeps the band along the hole's edge at full size; otherwise the coarse tile fills it
         all (a core filled apart from its band shows as rings). (None, tile.fills) where the tile is shallow enough
-        as it is, or where its image has no known pixel at all."""
+        as it is, or where its image has no known pixel at all; such a tile, if scaled down more than
+        `ANCHORED_SCALE` with a hole deeper than `ANCHORED_DEPTH` of the limit, is marked for colour anchoring."""
         depths = ip.hole_depths(tile.hole)
         deepest = int(depths.max())
         t, l, b, r = tile.box

@@ -81,9 +81,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     objects = [name.strip() for name in args.objects.split(",") if name.strip()]
     baselines = [name.strip() for name in args.baselines.split(",") if name.strip()]
-    unknown = sorted(set(objects) - set(OBJECT_SHAPES)) + sorted(set(baselines) - set(BASELINES))
-    if unknown or not 0 < args.fraction < 1 or args.upscale < 1:
-        parser.error(f"unknown objects or baselines {unknown}, or --fraction not in (0, 1) or --upscale below 1")
+    if set(objects) - set(OBJECT_SHAPES) or not objects:
+        parser.error(f"--objects takes some of {', '.join(OBJECT_SHAPES)}, got {args.objects!r}")
+    if set(baselines) - set(BASELINES):
+        parser.error(f"--baselines takes some of {', '.join(BASELINES)} (or ''), got {args.baselines!r}")
+    if not 0 < args.fraction < 1:
+        parser.error(f"--fraction is a share of the photo, between 0 and 1, got {args.fraction}")
+    if args.upscale < 1:
+        parser.error(f"--upscale must be 1 or more, got {args.upscale}")
     try:
         photos = list_images([args.images], what="images")[: args.limit]
     except ValueError as err:

@@ -299,3 +299,14 @@ def test_checkerboard_is_the_holes_chequered_energy_as_a_fraction_of_the_photos(
     measure = lambda comp: evaluation.image_metrics(comp, truth, hole)["checkerboard"]  # noqa: E731
     assert measure(truth) == pytest.approx(1.0) and measure(chequered) > 3 and measure(flat) == 0
     assert math.isnan(evaluation.image_metrics(truth, np.full_like(truth, 90), hole)["checkerboard"])
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--objects", "person,boat", "--objects takes some of"), ("--fraction", "1.5", "--fraction is a share"),
+    ("--upscale", "0", "--upscale must be 1 or more"), ("--baselines", "patchmatch", "--baselines takes some of")])
+def test_object_removal_refuses_bad_options_saying_what_it_takes(option, value, message, tmp_path, capsys):
+    from scripts import evaluate_objects
+
+    with pytest.raises(SystemExit):
+        evaluate_objects.main(["--images", str(tmp_path), "--output", str(tmp_path / "o.json"), option, value])
+    assert message in capsys.readouterr().err and not (tmp_path / "o.json").exists()

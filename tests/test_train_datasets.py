@@ -131,3 +131,27 @@ def test_data_arguments_are_checked_first(argv, message, capsys):
     with pytest.raises(SystemExit):
         train.parse_args(argv)
     assert message in capsys.readouterr().err
+
+
+def test_a_stream_skips_unreadable_images_and_says_which(photo_files):
+    """An unreadable image in a stream is passed over and counted in the next sample; a long run of them is an
+    error that lists each one."""
+    from rfr_pipeline.data import StreamingInpaintingDataset, UnreadableImagesError
+    from rfr_pipeline.masks import MaskGenerator
+
+    good = {"bytes": photo_files[0].read_bytes(), "path": "good.png"}
+    bad = [{"bytes": b"not an image %d" % n, "path": f"bad{n}.png"} for n in range(3)]
+    features = datasets.Features({"image": datasets.Image(decode=False)})
+    stream = datasets.Dataset.from_dict({"image": [bad[0], bad[1], good]}, features=features).to_iterable_dataset()
+    samples = list(StreamingInpaintingDataset(stream, "image", 32, MaskGenerator((0.1, 0.3)), seed=1))
+    assert [(s["skipped"], s["row"]) for s in samples] == [(2, 2)]
+    many = datasets.Dataset.from_dict({"image": bad}, features=features).to_iterable_dataset()
+    import rfr_pipeline.data as data
+
+    limit, data.MAX_UNREADABLE_IN_A_ROW = data.MAX_UNREADABLE_IN_A_ROW, 3
+    try:
+        with pytest.raises(UnreadableImagesError) as error:
+            list(StreamingInpaintingDataset(many, "image", 32, MaskGenerator((0.1, 0.3)), seed=1))
+    finally:
+        data.MAX_UNREADABLE_IN_A_ROW = limit
+    assert all(f"bad{n}.png" in str(error.value) for n in range(3))
