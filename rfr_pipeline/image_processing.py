@@ -259,6 +259,16 @@ DETAIL_PATCH = 8
 # scores better on PSNR and SSIM than with borrowed texture, and beyond it the fill is a visibly blurred patch
 # (docs/quality.md, "Serving choices", has the measurements).
 DETAIL_MIN_SCALE = 2.0
+# How far (in patch cells at the network's scale) the surroundings that set a fill's detail strength reach: the
+# weight of a known patch falls as a Gaussian of its distance with this deviation.
+DETAIL_REACH = 1.0
+# How many of a fill patch's best-matching known patches its detail may come from (one drawn at random).
+DETAIL_CHOICES = 4
+# Detail weaker than one grey level counts as one grey level: flat areas (zero detail) must not dominate the log average.
+DETAIL_FLOOR = 1 / 255
+# What a known patch's detail being e times stronger than the detail around the fill costs in its match, in RMS colour
+# difference (0 to 1) over the patch: 0.03 (8 grey levels) lets a patch of a closer strength win over a closer colour.
+DETAIL_EXCESS_COST = 0.03
 
 
 def upscale_with_detail(window: torch.Tensor, hole: torch.Tensor, small: torch.Tensor, small_hole: torch.Tensor,
@@ -299,6 +309,11 @@ def upscale_with_detail(window: torch.Tensor, hole: torch.Tensor, small: torch.T
         t, l = top[:, None], left[None, :]
         return (table[t + size, l + size] - table[t, l + size] - table[t + size, l] + table[t, l]).flatten() > 0
 
+    def box_sum(values: torch.Tensor, outside: float) -> torch.Tensor:  # (patches,): the sum over each patch's box
+        table = F.pad(F.pad(values, (pad,) * 4, value=outside).double().cumsum(0).cumsum(1), (1, 0, 1, 0))
+        t, l = top[:, None], left[None, :]
+        return (table[t + size, l + size] - table[t, l + size] - table[t + size, l] + table[t, l]).flatten().float()
+
     targets = box_any(hole, outside=False).nonzero()[:, 0]  # every patch touching the hole gets detail
     sources = (~box_any(untrusted, outside=True)).nonzero()[:, 0]  # whole patches of trustworthy detail
     if len(sources) == 0:
@@ -307,9 +322,40 @@ def upscale_with_detail(window: torch.Tensor, hole: torch.Tensor, small: torch.T
     lead = cell // 2
     padded_fill = F.pad(fill[None], (lead, cols_n * cell - w + lead, lead, rows_n * cell - h + lead), mode="replicate")
     looks = F.unfold(padded_fill, kernel_size=span, stride=cell)[0].T  # (patches, 3 * span²)
+    # A smooth fill looks like any patch of its colour, however textured, so the look-alike may be the window's grass
+    # pasted over its sky. So each fill patch also knows the strength of the known detail around it: per cell, the
+    # trusted pixels' RMS detail, averaged over cells in the log domain (strength is a scale: a strong texture a few
+    # cells away must not outweigh the flat photo beside the hole) with weights falling off as a Gaussian of the
+    # distance (DETAIL_REACH cells) and growing with each cell's trusted pixels.
+    strength = box_sum(detail.square().mean(0), outside=0.0).sqrt() / size  # (patches,): each patch's RMS detail
+    trusted = (~untrusted).float()
+    cell_energy = F.adaptive_avg_pool2d((detail.square().mean(0) * trusted)[None], (rows_n, cols_n)).flatten()
+    cell_trust = F.adaptive_avg_pool2d(trusted[None], (rows_n, cols_n)).flatten()
+    known = (cell_trust > 0).nonzero()[:, 0]
+    cell_log_rms = 0.5 * (cell_energy[known] / cell_trust[known]).clamp_min(DETAIL_FLOOR**2).log()
+    cells = torch.stack(torch.meshgrid(torch.arange(rows_n), torch.arange(cols_n), indexing="ij"), -1)
+    cells = cells.flatten(0, 1).float()
+    log_around = torch.cat([torch.softmax(-torch.cdist(cells[part], cells[known]).square() / (2 * DETAIL_REACH**2)
+                                          + cell_trust[known].log(), dim=1) @ cell_log_rms
+                            for part in targets.split(1024)])
+
+    # The match: how unlike the fill the known patch looks (RMS over its span), plus DETAIL_EXCESS_COST per unit of
+    # log strength by which its detail exceeds the detail around the fill. Each fill patch then takes one of its
+    # DETAIL_CHOICES best matches, drawn at random (seeded: the same photo gives the same result): with the single
+    # best, neighbouring patches of a smooth fill all take the same known patch, and its texture repeats at the grid's
+    # period, a regular pattern the eye picks out at once.
     candidates = looks[sources]
-    chosen = torch.cat([sources[torch.cdist(looks[part], candidates).argmin(dim=1)]  # in blocks: bounded memory
-                        for part in targets.split(1024)])
+    log_strength = strength[sources].clamp_min(DETAIL_FLOOR).log()
+    choices = min(DETAIL_CHOICES, len(sources))
+    draw = torch.randint(choices, (len(targets),), generator=torch.Generator().manual_seed(0))
+    chosen = []
+    for part, part_log_around, pick in zip(targets.split(1024), log_around.split(1024), draw.split(1024)):
+        cost = torch.cdist(looks[part], candidates) / looks.shape[1] ** 0.5  # in blocks: bounded memory
+        cost += DETAIL_EXCESS_COST * (log_strength[None, :] - part_log_around[:, None]).clamp_min(0)
+        chosen.append(sources[cost.topk(choices, dim=1, largest=False).indices.gather(1, pick[:, None])[:, 0]])
+    chosen = torch.cat(chosen)
+    # And what is borrowed is never stronger than the detail around it.
+    gains = (log_around.exp() / strength[chosen].clamp_min(1e-6)).clamp_(max=1.0)
 
     # Raised-cosine weights, and a sum normalised by the root of the summed squared weights: blending independent
     # textures by plain averaging would halve their contrast where patches overlap.
@@ -320,10 +366,10 @@ def upscale_with_detail(window: torch.Tensor, hole: torch.Tensor, small: torch.T
     canvas = torch.zeros_like(padded_detail)
     energy = torch.zeros_like(padded_detail[0])
     tops, lefts = top.tolist(), left.tolist()
-    for target, source in zip(targets.tolist(), chosen.tolist()):  # one patch at a time: memory stays small
+    for target, source, gain in zip(targets.tolist(), chosen.tolist(), gains.tolist()):  # one patch at a time
         t, l = tops[target // cols_n], lefts[target % cols_n]
         st, sl = tops[source // cols_n], lefts[source % cols_n]
-        canvas[:, t : t + size, l : l + size].addcmul_(padded_detail[:, st : st + size, sl : sl + size], weight)
+        canvas[:, t : t + size, l : l + size].add_(padded_detail[:, st : st + size, sl : sl + size] * weight, alpha=gain)
         energy[t : t + size, l : l + size] += weight_squared
     added = (canvas / energy.sqrt().clamp_min(1e-3))[:, pad : pad + height, pad : pad + width]
     return (upscaled + added).clamp_(0, 1)

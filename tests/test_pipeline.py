@@ -230,6 +230,43 @@ def test_restored_detail_is_borrowed_from_known_pixels_that_look_like_the_fill()
                                ip.resize(small[None], (256, 256))[0])
 
 
+def test_restored_detail_is_no_stronger_than_the_detail_around_the_hole():
+    # A smooth fill whose colour matches a strongly textured strip at the window's edge better than the flat,
+    # slightly darker surroundings of the hole: the best look-alikes are all in the strip, but the hole is surrounded
+    # by flat photo, so what it borrows is damped to the (near zero) detail there.
+    generator = torch.Generator().manual_seed(3)
+    photo = torch.full((3, 256, 256), 0.50) + 0.002 * torch.randn(3, 256, 256, generator=generator)
+    photo[:, :, :48] = 0.55 + 0.2 * (torch.rand(1, 256, 48, generator=generator) - 0.5).sign()
+    hole = torch.zeros(256, 256, dtype=torch.bool)
+    hole[64:192, 128:224] = True
+    small_hole = ip.shrink_mask(hole, (64, 64))
+    fill = ip.resize(photo[None], (64, 64))[0]
+    fill[:, small_hole] = 0.55  # the strip's colour at the network's scale
+    plain = ip.resize(fill[None], (256, 256))[0]
+    restored = ip.upscale_with_detail(photo, hole, fill, small_hole, fill)
+    strip_grain = _grain(photo, (torch.arange(256) < 48)[None, :].expand(256, 256))
+    surroundings = ~ip.dilate(hole, 8) & (torch.arange(256) > 64)[None, :].expand(256, 256)
+    assert _grain(restored, hole) < 3 * _grain(photo, surroundings) < 0.05 * strip_grain
+    assert (restored - plain)[:, hole].abs().max() < 0.02  # no mark anywhere
+
+
+def test_restored_detail_does_not_repeat_one_patch_across_a_smooth_fill():
+    # Texture all around and a flat fill: every patch of the fill looks alike, so the single best look-alike would be
+    # the same known patch everywhere, repeated at the grid's period (8 px at the network's scale, 32 px here).
+    photo = _textured_photo(512, 1024, seed=4)[:, :, :512]  # texture everywhere
+    hole = torch.zeros(512, 512, dtype=torch.bool)
+    hole[128:384, 128:384] = True
+    small_hole = ip.shrink_mask(hole, (128, 128))
+    fill = ip.resize(photo[None], (128, 128))[0]
+    fill[:, small_hole] = 0.4  # the texture's mean
+    added = (ip.upscale_with_detail(photo, hole, fill, small_hole, fill) - ip.resize(fill[None], (512, 512))[0])[0]
+    inner = added[176:336, 176:336]  # where every patch lies wholly in the fill
+    assert inner.std() > 0.1  # texture was restored (the photo's: 0.15) ...
+    for shift in (32, 64):  # ... and is not one patch tiled (correlation 1.0 at both periods when it was)
+        for a, b in ((inner[:, :-shift], inner[:, shift:]), (inner[:-shift], inner[shift:])):
+            assert torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1] < 0.6
+
+
 def test_the_pipeline_restores_detail_where_it_scaled_a_window_down(pipe):
     photo = _textured_photo(512, 512, seed=1)
     hole = torch.zeros(512, 512, dtype=torch.bool)
