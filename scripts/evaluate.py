@@ -2,7 +2,7 @@
 """Evaluate an inpainting model the way the literature reports it: per hole-area bin, beside classical baselines.
 
     python scripts/evaluate.py --model DIR_OR_REPO --images val/ --masks masks/irregular/ --output eval/ \\
-        [--dataset_name HUB_ID_OR_PATH --dataset_split test instead of --images] [--resolution 256] [--limit 200] [--baselines telea,navier-stokes] [--seed 0] [--lpips WEIGHTS] [--strategy S]
+        [--dataset_name HUB_ID_OR_PATH --dataset_split test instead of --images] [--resolution 256] [--limit 200] [--baselines telea,navier-stokes,patchmatch] [--seed 0] [--lpips WEIGHTS] [--strategy S]
         [--flip_average | --no-flip_average] [--no-restore_detail] [--masks_per_image 1]
 
 Images are centre-cropped and resized to the resolution (as the official test does; `--resolution 0`: at their own
@@ -13,14 +13,16 @@ composite, L1 (%) over all pixels, hole L1, hole detail (the fill's fine texture
 definitions in rfr_pipeline/evaluation.py), and with --lpips the LPIPS
 (VGG) distance (rfr_pipeline.lpips, weights from scripts/prepare_vgg16.py).
 Writes metrics.json, metrics.csv (one row per image and method), metrics.md (the table) and grid-<bin>.png examples
-(masked / each method / truth). The classical baselines are OpenCV's Telea and Navier–Stokes inpainting
-(`pip install opencv-python-headless`).
+(masked / each method / truth). The baselines are OpenCV's Telea and Navier–Stokes inpainting
+(`pip install opencv-python-headless`) and PatchMatch exemplar filling, the family behind photo editors' content-aware
+fill (`pip install pypatchmatch`); `pip install 'rfr-pipeline[eval]'` installs both.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import logging
 import sys
@@ -144,7 +146,8 @@ def main(argv=None) -> int:
                              "(masks resized to each; no example grids)")
     parser.add_argument("--masks_per_image", type=int, default=1, help="NVIDIA masks per bin for each photo")
     parser.add_argument("--limit", type=int, help="evaluate the first N images (sorted by name; a dataset's first rows)")
-    parser.add_argument("--baselines", default="telea,navier-stokes", help="comma-separated; '' for none")
+    parser.add_argument("--baselines", default="telea,navier-stokes,patchmatch",
+                        help=f"comma-separated, of {', '.join(BASELINES)}; '' for none")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--strategy", choices=STRATEGIES,
@@ -163,6 +166,11 @@ def main(argv=None) -> int:
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         parser.error(f"unknown baselines {unknown}; choose from {sorted(BASELINES)}")
+    for name in baselines:
+        module, package = ("patchmatch", "pypatchmatch") if name == "patchmatch" else ("cv2", "opencv-python-headless")
+        if importlib.util.find_spec(module) is None:
+            parser.error(f"the baseline {name} needs {package}: pip install {package} (or 'rfr-pipeline[eval]'), "
+                         "or leave it out of --baselines")
     if not args.model and not baselines:
         parser.error("nothing to evaluate: give --model and/or --baselines")
     if args.resolution < 0:

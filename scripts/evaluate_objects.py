@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     parser.add_argument("--upscale", type=int, default=4, help="scale each photo up this many times first")
     parser.add_argument("--objects", default="person,car,disk", help=f"comma-separated, of {', '.join(OBJECT_SHAPES)}")
     parser.add_argument("--fraction", type=float, default=0.05, help="the share of the photo each object covers")
-    parser.add_argument("--baselines", default="telea", help="comma-separated OpenCV baselines; '' for none")
+    parser.add_argument("--baselines", default="telea", help="comma-separated, of telea, navier-stokes, patchmatch; '' for none")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no_object_anchoring", action="store_true",
                         help="serve without anchoring the colour of windows scaled more than 2× (for comparison)")

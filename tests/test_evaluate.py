@@ -96,6 +96,31 @@ def random_photos(root, count: int, shape: tuple[int, int], seed: int):
     return images, masks, out, rng
 
 
+def test_the_patchmatch_baseline_copies_the_photos_own_pattern_into_the_hole():
+    # Stripes 4 px wide: an exemplar method continues them by copying; diffusion (Telea, Navier–Stokes) smears them.
+    stripes = np.where((np.arange(64) // 4) % 2 == 0, 200, 40).astype(np.uint8)
+    photo = np.stack([np.tile(stripes, (64, 1)), np.tile(stripes[::-1], (64, 1)), np.full((64, 64), 90, np.uint8)], -1)
+    hole = np.zeros((64, 64), bool)
+    hole[20:44, 22:42] = True
+    error = {}
+    for name in evaluation.BASELINES:
+        out = evaluation.run_baseline(name, photo, hole)
+        assert out.shape == photo.shape and out.dtype == np.uint8 and np.array_equal(out[~hole], photo[~hole])
+        assert np.array_equal(out, evaluation.run_baseline(name, photo, hole))  # seeded: the same fill every time
+        error[name] = np.abs(out.astype(int) - photo)[hole].mean()
+    assert error["patchmatch"] < 3 < 30 < min(error["telea"], error["navier-stokes"]), error
+
+
+def test_a_baseline_whose_package_is_missing_is_refused_with_the_package_to_install(tmp_path, monkeypatch, capsys):
+    real = evaluate.importlib.util.find_spec
+    monkeypatch.setattr(evaluate.importlib.util, "find_spec", lambda name, *a: None if name == "patchmatch" else real(name, *a))
+    with pytest.raises(SystemExit) as refused:
+        evaluate.main(["--images", str(tmp_path), "--masks", str(tmp_path), "--output", str(tmp_path / "out")])
+    assert refused.value.code == 2
+    assert "the baseline patchmatch needs pypatchmatch: pip install pypatchmatch" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_end_to_end_with_a_tiny_model_and_telea(make_model, tmp_path, capsys):
     images, masks, out, rng = random_photos(tmp_path, 3, (40, 50), seed=0)
     (images / "broken.png").write_bytes(b"not a png")
@@ -303,7 +328,7 @@ def test_checkerboard_is_the_holes_chequered_energy_as_a_fraction_of_the_photos(
 
 @pytest.mark.parametrize("option, value, message", [
     ("--objects", "person,boat", "--objects takes some of"), ("--fraction", "1.5", "--fraction is a share"),
-    ("--upscale", "0", "--upscale must be 1 or more"), ("--baselines", "patchmatch", "--baselines takes some of")])
+    ("--upscale", "0", "--upscale must be 1 or more"), ("--baselines", "photoshop", "--baselines takes some of")])
 def test_object_removal_refuses_bad_options_saying_what_it_takes(option, value, message, tmp_path, capsys):
     from scripts import evaluate_objects
 
