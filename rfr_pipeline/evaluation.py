@@ -32,6 +32,8 @@ BASELINES = {"telea": "INPAINT_TELEA", "navier-stokes": "INPAINT_NS", "patchmatc
 # PatchMatch compares patches of (2 × this + 1)² px: PyPatchMatch's examples' choice; 5 scored no better at 256²
 # (4 photos × 3 bins) and took longer.
 PATCHMATCH_RADIUS = 3
+# The checkerboard measure's periods (px): transposed convolutions' 2 and 4, the network's 8- and 16-fold features.
+CHECKER_PERIODS = (2, 4, 8, 16)
 METRICS = ("psnr", "ssim", "l1_percent", "hole_l1", "hole_detail", "checkerboard", "lpips")
 
 
@@ -96,9 +98,10 @@ def composite_metrics(comp: torch.Tensor, truth: torch.Tensor, hole: torch.Tenso
     Returns (N,) tensors: psnr (inf for a perfect composite), ssim, l1_percent, hole_l1 (0 without a hole) and
     hole_detail: the fine detail in the hole as a fraction of the photo's own there (the mean absolute difference
     between neighbouring pixels of the hole, composite over truth; 1 = as textured as the photo, below = smoother;
-    NaN where the truth is flat in the hole) and checkerboard: the hole's energy at the 2- and 4-pixel periods of a
-    checkerboard, composite over truth (1 = as much as the photo has there; above = the chequered artefact of
-    transposed convolutions, which the paper's style loss can teach; NaN where the truth has none)."""
+    NaN where the truth is flat in the hole) and checkerboard: the hole's energy in a checkerboard pattern,
+    composite over truth, at the worst of the periods CHECKER_PERIODS (1 = as much as the photo has there; above =
+    the chequered or blocky artefacts of transposed convolutions, at 2–4 px, and of the network's 8- and 16-fold
+    downsampled features, which the paper's style loss can teach; NaN where the truth has none)."""
     from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
     # SSIM in float32: its 11×11 Gaussian filtering in float64 took 0.4 s per 256² image on the CPU, 30× float32's
@@ -113,7 +116,7 @@ def composite_metrics(comp: torch.Tensor, truth: torch.Tensor, hole: torch.Tenso
         "l1_percent": 100 * error.mean(dim=(1, 2, 3)),
         "hole_l1": (error * hole_pixels).sum(dim=(1, 2, 3)) / hole_pixels.sum(dim=(1, 2, 3)).clamp(min=1),
         "hole_detail": _detail_ratio(comp, truth, hole),
-        "checkerboard": _ratio(_checkerboard_energy(comp, hole), _checkerboard_energy(truth, hole)),
+        "checkerboard": _worst_checkerboard(comp, truth, hole),
     }
 
 
@@ -122,20 +125,26 @@ def _ratio(mine: torch.Tensor, theirs: torch.Tensor) -> torch.Tensor:
     return torch.where(theirs > 1e-6, mine / theirs.clamp(min=1e-12), torch.full_like(mine, float("nan")))
 
 
-def _checkerboard_energy(images: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-    """(N,) the mean response of the luminance to checkerboards of periods 2 and 4 (kernels ±1 in a chequer of
-    squares 1 and 2 px wide), over the windows that lie wholly in the hole."""
+def _worst_checkerboard(comp: torch.Tensor, truth: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """(N,) the largest over CHECKER_PERIODS of the composite's checkerboard energy over the truth's (periods where
+    the truth has none, or no window fits in the hole, are left out; NaN where none is left)."""
+    ratios = torch.stack([_ratio(_checkerboard_energy(comp, hole, period), _checkerboard_energy(truth, hole, period))
+                          for period in CHECKER_PERIODS])
+    worst = ratios.nan_to_num(nan=-torch.inf).amax(0)
+    return torch.where(worst.isneginf(), torch.nan, worst)
+
+
+def _checkerboard_energy(images: torch.Tensor, hole: torch.Tensor, period: int) -> torch.Tensor:
+    """(N,) the mean response of the luminance to a checkerboard of `period` px (a kernel of ±1 in a chequer of
+    squares period/2 px wide), over the windows that lie wholly in the hole (0 where none does)."""
     import torch.nn.functional as F
 
     gray = images.mean(dim=1, keepdim=True)
-    energy = torch.zeros(images.shape[0], dtype=images.dtype, device=images.device)
-    for period in (2, 4):
-        half = torch.tensor([1.0] * (period // 2) + [-1.0] * (period // 2), dtype=images.dtype, device=images.device)
-        kernel = torch.outer(half, half)[None, None] / period**2
-        response = F.conv2d(gray, kernel).abs()
-        inside = F.conv2d(hole.to(images.dtype), torch.ones_like(kernel)) > period**2 - 0.5
-        energy += (response * inside).sum(dim=(1, 2, 3)) / inside.sum(dim=(1, 2, 3)).clamp(min=1)
-    return energy
+    half = torch.tensor([1.0] * (period // 2) + [-1.0] * (period // 2), dtype=images.dtype, device=images.device)
+    kernel = torch.outer(half, half)[None, None] / period**2
+    response = F.conv2d(gray, kernel).abs()
+    inside = F.conv2d(hole.to(images.dtype), torch.ones_like(kernel)) > period**2 - 0.5
+    return (response * inside).sum(dim=(1, 2, 3)) / inside.sum(dim=(1, 2, 3)).clamp(min=1)
 
 
 def _detail_ratio(comp: torch.Tensor, truth: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
@@ -246,6 +255,75 @@ def verdict(summary: dict, methods: list[str]) -> str:
     if not lost:
         return f"\nrfr-net beats {names} on PSNR, SSIM and L1 in every bin from 10 % to 60 %.\n"
     return f"\nrfr-net does **not** beat {names} everywhere from 10 % to 60 %:\n" + "".join(f"- {x}\n" for x in lost)
+
+
+# The margins reported with their paired bootstrap intervals, each signed so that positive means rfr-net is better.
+MARGIN_METRICS = {"psnr": 1, "ssim": 1, "l1_percent": -1, "lpips": -1}
+
+
+def paired_margins(rows: list[dict], method: str, baselines: list[str], bins: list[str], seed: int = 0) -> dict:
+    """{"<bin>|<baseline>|<metric>": {"mean", "low", "high", "pairs"}}: `method`'s margin over each baseline, pairing
+    their rows of the same image and mask (positive = `method` better), with the bootstrap 95 % interval of the mean
+    (scipy.stats.bootstrap, BCa, 10,000 resamples, seeded). Pairs where either PSNR is infinite (a perfect
+    composite) are left out of that metric, as `summarise` leaves them out of its means."""
+    from scipy.stats import bootstrap
+
+    by_pair = defaultdict(dict)
+    for row in rows:
+        by_pair[(row["bin"], row["image"], row["mask"])][row["method"]] = row
+    margins = {}
+    for b in bins:
+        for baseline in baselines:
+            for metric, sign in MARGIN_METRICS.items():
+                differences = [sign * (pair[method][metric] - pair[baseline][metric])
+                               for (pair_bin, _, _), pair in by_pair.items()
+                               if pair_bin == b and method in pair and baseline in pair
+                               and metric in pair[method] and metric in pair[baseline]
+                               and np.isfinite(pair[method][metric]) and np.isfinite(pair[baseline][metric])]
+                if len(differences) < 2:
+                    continue
+                differences = np.asarray(differences)
+                if np.ptp(differences) == 0:  # all equal: no spread to resample
+                    low = high = float(differences[0])
+                else:
+                    interval = bootstrap((differences,), np.mean, n_resamples=10_000, confidence_level=0.95,
+                                         method="BCa", rng=np.random.default_rng(seed)).confidence_interval
+                    low, high = float(interval.low), float(interval.high)
+                margins[f"{b}|{baseline}|{metric}"] = {"mean": float(differences.mean()), "low": low, "high": high,
+                                                       "pairs": len(differences)}
+    return margins
+
+
+def margins_table(margins: dict, method: str, baselines: list[str], bins: list[str]) -> str:
+    """The margins as Markdown: one row per bin and baseline, "mean [low, high]" per metric, and a closing line that
+    names every margin whose interval is not wholly above zero."""
+    if not margins:
+        return ""
+    metrics = [m for m in MARGIN_METRICS if any(key.endswith(f"|{m}") for key in margins)]
+    names = {"psnr": "PSNR (dB)", "ssim": "SSIM", "l1_percent": "L1 (points)", "lpips": "LPIPS"}
+    lines = [f"\n{method}'s margin over each baseline, paired by photo and mask, with its bootstrap 95 % interval "
+             "(positive = better):\n", "| hole area | over | " + " | ".join(names[m] for m in metrics) + " | pairs |",
+             "|---|---|" + "---|" * (len(metrics) + 1)]
+    digits = {"psnr": 2, "ssim": 4, "l1_percent": 2, "lpips": 4}
+    not_above = []
+    for b in bins:
+        for baseline in baselines:
+            cells, pairs = [], 0
+            for m in metrics:
+                margin = margins.get(f"{b}|{baseline}|{m}")
+                if margin is None:
+                    cells.append("")
+                    continue
+                d = digits[m]
+                cells.append(f"{margin['mean']:+.{d}f} [{margin['low']:+.{d}f}, {margin['high']:+.{d}f}]")
+                pairs = max(pairs, margin["pairs"])
+                if margin["low"] <= 0:
+                    not_above.append(f"{b} {m} over {baseline}")
+            if pairs:
+                lines.append(f"| {b} | {baseline} | " + " | ".join(cells) + f" | {pairs} |")
+    closing = ("every interval is above zero" if not not_above
+               else "intervals not wholly above zero: " + ", ".join(not_above))
+    return "\n".join(lines) + f"\n\n{closing}.\n"
 
 
 def save_grid(path: Path, rows: list[list[np.ndarray]]) -> None:

@@ -42,8 +42,10 @@ from rfr_pipeline.evaluation import (
     methods_metrics,
     load_mask,
     load_photo,
+    margins_table,
     markdown_table,
     measured_bin,
+    paired_margins,
     pair_images_with_masks,
     run_baseline,
     save_grid,
@@ -239,9 +241,10 @@ def main(argv=None) -> int:
     rows = [row for row in earlier if (row["image"], row["mask"]) in wanted] + rows
 
     summary = summarise(rows)
+    margins = paired_margins(rows, "rfr-net", baselines, BINS, args.seed) if pipe else {}
     report = {"methods": methods, "resolution": args.resolution, "seed": args.seed, "strategy": args.strategy,
               "flip_average": args.flip_average, "restore_detail": args.restore_detail, "summary": summary,
-              "skipped": failures, "per_image": rows}
+              "margins": margins, "skipped": failures, "per_image": rows}
     with atomic_file(args.output / "metrics.json") as tmp:
         tmp.write_text(json.dumps(report, indent=1))
     with atomic_file(args.output / "metrics.csv") as tmp, open(tmp, "w", newline="") as f:
@@ -249,7 +252,8 @@ def main(argv=None) -> int:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-    table = markdown_table(summary, methods) + verdict(summary, methods)
+    table = (markdown_table(summary, methods) + verdict(summary, methods)
+             + margins_table(margins, "rfr-net", baselines, BINS))
     with atomic_file(args.output / "metrics.md") as tmp:
         tmp.write_text(f"Grids show, per row: masked / {' / '.join(methods)} / truth.\n\n" + table)
     for bin_index, examples in grids.items():

@@ -96,6 +96,31 @@ def random_photos(root, count: int, shape: tuple[int, int], seed: int):
     return images, masks, out, rng
 
 
+def test_paired_margins_are_signed_so_that_positive_is_better_with_bootstrap_intervals():
+    rng = np.random.default_rng(0)
+    rows = []
+    for n in range(40):
+        base = {"psnr": 25 + rng.normal(), "ssim": 0.8 + 0.01 * rng.normal(), "l1_percent": 3 + rng.normal(),
+                "lpips": 0.2 + 0.01 * rng.normal()}
+        # rfr-net: +1 dB and -0.5 L1 points on every pair (clearly better), SSIM and LPIPS just noise around equal
+        ours = {"psnr": base["psnr"] + 1 + 0.1 * rng.normal(), "ssim": base["ssim"] + 0.001 * rng.normal(),
+                "l1_percent": base["l1_percent"] - 0.5, "lpips": base["lpips"] + 0.001 * rng.normal()}
+        for method, values in (("telea", base), ("rfr-net", ours)):
+            rows.append({"bin": "10-20%", "image": f"{n}.png", "mask": "m.png", "method": method, **values})
+    rows.append({"bin": "10-20%", "image": "perfect.png", "mask": "m.png", "method": "rfr-net", "psnr": math.inf,
+                 "ssim": 1.0, "l1_percent": 0.0, "lpips": 0.0})  # unpaired: left out
+    margins = evaluation.paired_margins(rows, "rfr-net", ["telea"], ["10-20%", "20-30%"])
+    psnr, l1 = margins["10-20%|telea|psnr"], margins["10-20%|telea|l1_percent"]
+    assert psnr["pairs"] == 40 and 0.9 < psnr["low"] < psnr["mean"] < psnr["high"] < 1.1
+    assert l1["mean"] == pytest.approx(0.5) and l1["low"] == l1["high"] == pytest.approx(0.5)  # lower L1 is better
+    ssim = margins["10-20%|telea|ssim"]
+    assert ssim["low"] < 0 < ssim["high"]  # no real difference: the interval straddles zero
+    assert "20-30%|telea|psnr" not in margins  # no pairs in that bin
+    table = evaluation.margins_table(margins, "rfr-net", ["telea"], ["10-20%", "20-30%"])
+    assert "| 10-20% | telea | +1.0" in table and "| 40 |" in table
+    assert "not wholly above zero: 10-20% ssim over telea, 10-20% lpips over telea." in table
+
+
 def test_the_patchmatch_baseline_copies_the_photos_own_pattern_into_the_hole():
     # Stripes 4 px wide: an exemplar method continues them by copying; diffusion (Telea, Navier–Stokes) smears them.
     stripes = np.where((np.arange(64) // 4) % 2 == 0, 200, 40).astype(np.uint8)
@@ -146,6 +171,8 @@ def test_end_to_end_with_a_tiny_model_and_telea(make_model, tmp_path, capsys):
     assert "rfr-net does **not** beat telea everywhere from 10 % to 60 %" in table  # a random tiny model
     assert (out / "grid-1-10pct.png").is_file()
     assert "| hole detail (1 = photo's) |" in table
+    assert "rfr-net's margin over each baseline, paired by photo and mask" in table
+    assert report["margins"]["10-20%|telea|psnr"]["pairs"] == 3
 
     # Photos at their own size (each mask resized to its photo), two masks per bin each.
     PIL.Image.fromarray(rng.integers(0, 256, (36, 60, 3), dtype=np.uint8)).save(images / "wide.png")
@@ -321,8 +348,12 @@ def test_checkerboard_is_the_holes_chequered_energy_as_a_fraction_of_the_photos(
     chequered, flat = truth.copy(), truth.copy()
     chequered[hole] = np.clip(truth[hole].astype(int) + np.where(((x + y) % 2)[hole, None] == 1, 20, -20), 0, 255)
     flat[hole] = 110
+    blocky = truth.copy()  # squares 8 px wide, as a network's 8-fold downsampled features can draw
+    blocky[hole] = np.clip(truth[hole].astype(int) + np.where(((x // 8 + y // 8) % 2)[hole, None] == 1, 12, -12), 0, 255)
     measure = lambda comp: evaluation.image_metrics(comp, truth, hole)["checkerboard"]  # noqa: E731
-    assert measure(truth) == pytest.approx(1.0) and measure(chequered) > 3 and measure(flat) == 0
+    assert measure(truth) == pytest.approx(1.0) and measure(chequered) > 3
+    assert measure(flat) == pytest.approx(0, abs=1e-9)
+    assert measure(blocky) > 3
     assert math.isnan(evaluation.image_metrics(truth, np.full_like(truth, 90), hole)["checkerboard"])
 
 
