@@ -327,9 +327,10 @@ def upscale_with_detail(window: torch.Tensor, hole: torch.Tensor, small: torch.T
     # trusted pixels' RMS detail, averaged over cells in the log domain (strength is a scale: a strong texture a few
     # cells away must not outweigh the flat photo beside the hole) with weights falling off as a Gaussian of the
     # distance (DETAIL_REACH cells) and growing with each cell's trusted pixels.
-    strength = box_sum(detail.square().mean(0), outside=0.0).sqrt() / size  # (patches,): each patch's RMS detail
+    detail_energy = detail.square().mean(0)
+    strength = box_sum(detail_energy, outside=0.0).sqrt() / size  # (patches,): each patch's RMS detail
     trusted = (~untrusted).float()
-    cell_energy = F.adaptive_avg_pool2d((detail.square().mean(0) * trusted)[None], (rows_n, cols_n)).flatten()
+    cell_energy = F.adaptive_avg_pool2d((detail_energy * trusted)[None], (rows_n, cols_n)).flatten()
     cell_trust = F.adaptive_avg_pool2d(trusted[None], (rows_n, cols_n)).flatten()
     known = (cell_trust > 0).nonzero()[:, 0]
     cell_log_rms = 0.5 * (cell_energy[known] / cell_trust[known]).clamp_min(DETAIL_FLOOR**2).log()

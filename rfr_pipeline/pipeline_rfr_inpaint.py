@@ -474,8 +474,9 @@ class RFRInpaintPipeline(DiffusionPipeline):
             restore_detail (`bool`, defaults to `True`):
                 Where a window was scaled down more than 2× for the network (`ip.DETAIL_MIN_SCALE`), add back the
                 fine detail (texture, grain) that the scaling removed, borrowed from the photo's own known pixels
-                where the fill looks alike, so that the fill of a large photo is not a blurred patch. `False`: the
-                fill scaled back up as it is: smoother, and higher on PSNR and SSIM.
+                where the fill looks alike and no stronger than the detail around the hole, so that the fill of a
+                large photo is not a blurred patch. `False`: the fill scaled back up as it is: smoother, and higher
+                on PSNR and SSIM.
             output_type (`str`, defaults to `"pil"`):
                 `"pil"`, `"np"` (float32 in [0, 1], `images[i]` of shape (H, W, 3)) or `"pt"` (float32 on the CPU,
                 `images[i]` of shape (3, H, W)). Photos of one size come stacked, as a (B, H, W, 3) array or a
