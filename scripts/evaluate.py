@@ -107,10 +107,13 @@ def read_progress(path: Path, settings: dict) -> list[dict]:
         with open(path, "r+") as f:
             f.truncate(len(text.encode()))
     lines = text.splitlines()
+    if not lines:  # killed before its settings were written: nothing measured yet
+        return []
     try:
-        first = json.loads(lines[0])["settings"] if lines else None
+        first = json.loads(lines[0])["settings"]
     except (json.JSONDecodeError, KeyError, TypeError):
-        first = None
+        raise ValueError(f"{path} is not an evaluation's progress file (its first line is not the settings); use "
+                         "another --output, or delete the file to start again") from None
     if first != settings:
         raise ValueError(f"{path} holds results of another evaluation ({first}); use another --output, or delete "
                          "the file to start again")

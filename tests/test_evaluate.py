@@ -257,6 +257,12 @@ def test_an_interrupted_evaluation_continues_where_it_stopped_and_grids_can_be_o
     with pytest.raises(SystemExit) as refused:  # the same folder, another evaluation: refused, not mixed
         evaluate.main([*args[:-2], "--grid_examples", "1", "--seed", "3"])
     assert refused.value.code == 2 and "holds results of another evaluation" in capsys.readouterr().err
+    (out / evaluate.PROGRESS).write_text("")  # killed before even its settings line was written: a fresh start
+    assert evaluate.main(args) == 0 and "continuing" not in capsys.readouterr().out
+    (out / evaluate.PROGRESS).write_text("rows of something else\n")
+    with pytest.raises(SystemExit) as refused:
+        evaluate.main(args)
+    assert refused.value.code == 2 and "is not an evaluation's progress file" in capsys.readouterr().err
 
 
 def test_the_methods_of_a_pair_are_measured_together_as_each_alone(tmp_path):
