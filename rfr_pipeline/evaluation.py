@@ -128,23 +128,37 @@ def _ratio(mine: torch.Tensor, theirs: torch.Tensor) -> torch.Tensor:
 def _worst_checkerboard(comp: torch.Tensor, truth: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
     """(N,) the largest over CHECKER_PERIODS of the composite's checkerboard energy over the truth's (periods where
     the truth has none, or no window fits in the hole, are left out; NaN where none is left)."""
-    ratios = torch.stack([_ratio(_checkerboard_energy(comp, hole, period), _checkerboard_energy(truth, hole, period))
-                          for period in CHECKER_PERIODS])
+    tables = [_summed_area(x) for x in (comp.mean(dim=1), truth.mean(dim=1), hole[:, 0].to(comp.dtype))]
+    ratios = torch.stack([_ratio(*_checkerboard_energies(*tables, period)) for period in CHECKER_PERIODS])
     worst = ratios.nan_to_num(nan=-torch.inf).amax(0)
     return torch.where(worst.isneginf(), torch.nan, worst)
 
 
-def _checkerboard_energy(images: torch.Tensor, hole: torch.Tensor, period: int) -> torch.Tensor:
-    """(N,) the mean response of the luminance to a checkerboard of `period` px (a kernel of ±1 in a chequer of
-    squares period/2 px wide), over the windows that lie wholly in the hole (0 where none does)."""
-    import torch.nn.functional as F
+def _summed_area(x: torch.Tensor) -> torch.Tensor:
+    """(N, H + 1, W + 1): x's summed-area table, a row and a column of zeros first."""
+    return torch.nn.functional.pad(x.cumsum(-2).cumsum(-1), (1, 0, 1, 0))
 
-    gray = images.mean(dim=1, keepdim=True)
-    half = torch.tensor([1.0] * (period // 2) + [-1.0] * (period // 2), dtype=images.dtype, device=images.device)
-    kernel = torch.outer(half, half)[None, None] / period**2
-    response = F.conv2d(gray, kernel).abs()
-    inside = F.conv2d(hole.to(images.dtype), torch.ones_like(kernel)) > period**2 - 0.5
-    return (response * inside).sum(dim=(1, 2, 3)) / inside.sum(dim=(1, 2, 3)).clamp(min=1)
+
+def _box_sums(table: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, H - size + 1, W - size + 1): the sums over every size × size box, from a `_summed_area` table."""
+    return (table[..., size:, size:] - table[..., :-size, size:] - table[..., size:, :-size]
+            + table[..., :-size, :-size])
+
+
+def _checkerboard_energies(comp_table, truth_table, hole_table, period: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N,) twice, composite's and truth's: the mean response of the luminance to a checkerboard of `period` px (±1
+    in a chequer of squares period/2 px wide) over the windows that lie wholly in the hole (0 where none does), from
+    summed-area tables (a convolution with a 16×16 kernel unrolled a 4-megapixel float64 photo into 8 GiB)."""
+    k = period // 2
+    inside = _box_sums(hole_table, period) > period**2 - 0.5
+    count = inside.sum(dim=(1, 2)).clamp(min=1)
+    energies = []
+    for table in (comp_table, truth_table):
+        quarters = _box_sums(table, k)  # a window's four squares are boxes k px apart
+        response = (quarters[..., :-k, :-k] - quarters[..., :-k, k:] - quarters[..., k:, :-k]
+                    + quarters[..., k:, k:]).abs() / period**2
+        energies.append((response * inside).sum(dim=(1, 2)) / count)
+    return energies[0], energies[1]
 
 
 def _detail_ratio(comp: torch.Tensor, truth: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
