@@ -28,7 +28,9 @@ BINS = ["1-10%", "10-20%", "20-30%", "30-40%", "40-50%", "50-60%", "60-100%"]
 NVIDIA_BINS = 6
 # The baselines: OpenCV's classical diffusion-based inpainting (Telea; Navier–Stokes), and PatchMatch exemplar filling
 # (Barnes et al., 2009: the family behind photo editors' "content-aware fill"), from PyPatchMatch.
-BASELINES = {"telea": "INPAINT_TELEA", "navier-stokes": "INPAINT_NS", "patchmatch": "PyPatchMatch"}
+# name: (the module it imports, the package that installs it)
+BASELINES = {"telea": ("cv2", "opencv-python-headless"), "navier-stokes": ("cv2", "opencv-python-headless"),
+             "patchmatch": ("patchmatch", "pypatchmatch")}
 # PatchMatch compares patches of (2 × this + 1)² px: PyPatchMatch's examples' choice; 5 scored no better at 256²
 # (4 photos × 3 bins) and took longer.
 PATCHMATCH_RADIUS = 3
@@ -210,8 +212,20 @@ def run_baseline(name: str, photo: np.ndarray, hole: np.ndarray) -> np.ndarray:
     import cv2
 
     bgr = np.ascontiguousarray(photo[..., ::-1])
-    out = cv2.inpaint(bgr, hole.astype(np.uint8) * 255, 3, getattr(cv2, BASELINES[name]))
+    flag = {"telea": cv2.INPAINT_TELEA, "navier-stokes": cv2.INPAINT_NS}[name]
+    out = cv2.inpaint(bgr, hole.astype(np.uint8) * 255, 3, flag)
     return np.ascontiguousarray(out[..., ::-1])
+
+
+def missing_baseline_package(name: str) -> str | None:
+    """What to install for the baseline `name` where its package is missing (a sentence), else None."""
+    import importlib.util
+
+    module, package = BASELINES[name]
+    if importlib.util.find_spec(module) is not None:
+        return None
+    return (f"the baseline {name} needs {package}: pip install {package} (or 'rfr-pipeline[eval]'), or leave it out "
+            "of --baselines")
 
 
 def summarise(rows: list[dict]) -> dict:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import json
 import logging
 import sys
@@ -45,6 +44,7 @@ from rfr_pipeline.evaluation import (
     margins_table,
     markdown_table,
     measured_bin,
+    missing_baseline_package,
     paired_margins,
     pair_images_with_masks,
     run_baseline,
@@ -171,11 +171,8 @@ def main(argv=None) -> int:
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         parser.error(f"unknown baselines {unknown}; choose from {sorted(BASELINES)}")
-    for name in baselines:
-        module, package = ("patchmatch", "pypatchmatch") if name == "patchmatch" else ("cv2", "opencv-python-headless")
-        if importlib.util.find_spec(module) is None:
-            parser.error(f"the baseline {name} needs {package}: pip install {package} (or 'rfr-pipeline[eval]'), "
-                         "or leave it out of --baselines")
+    for missing in filter(None, map(missing_baseline_package, baselines)):
+        parser.error(missing)
     if not args.model and not baselines:
         parser.error("nothing to evaluate: give --model and/or --baselines")
     if args.resolution < 0:

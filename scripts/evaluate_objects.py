@@ -26,7 +26,7 @@ import PIL.Image
 
 from rfr_pipeline.atomic import atomic_file
 from rfr_pipeline.data import list_images
-from rfr_pipeline.evaluation import BASELINES, image_metrics, run_baseline
+from rfr_pipeline.evaluation import BASELINES, image_metrics, missing_baseline_package, run_baseline
 from rfr_pipeline.masks import OBJECT_SHAPES, object_mask
 
 METRICS = ("psnr", "ssim", "hole_l1", "colour_bias")
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     parser.add_argument("--upscale", type=int, default=4, help="scale each photo up this many times first")
     parser.add_argument("--objects", default="person,car,disk", help=f"comma-separated, of {', '.join(OBJECT_SHAPES)}")
     parser.add_argument("--fraction", type=float, default=0.05, help="the share of the photo each object covers")
-    parser.add_argument("--baselines", default="telea", help="comma-separated, of telea, navier-stokes, patchmatch; '' for none")
+    parser.add_argument("--baselines", default="telea", help=f"comma-separated, of {', '.join(BASELINES)}; '' for none")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no_object_anchoring", action="store_true",
                         help="serve without anchoring the colour of windows scaled more than 2× (for comparison)")
@@ -85,6 +85,8 @@ def main(argv=None) -> int:
         parser.error(f"--objects takes some of {', '.join(OBJECT_SHAPES)}, got {args.objects!r}")
     if set(baselines) - set(BASELINES):
         parser.error(f"--baselines takes some of {', '.join(BASELINES)} (or ''), got {args.baselines!r}")
+    for missing in filter(None, map(missing_baseline_package, baselines)):
+        parser.error(missing)
     if not 0 < args.fraction < 1:
         parser.error(f"--fraction is a share of the photo, between 0 and 1, got {args.fraction}")
     if args.upscale < 1:

@@ -137,13 +137,22 @@ def test_the_patchmatch_baseline_copies_the_photos_own_pattern_into_the_hole():
 
 
 def test_a_baseline_whose_package_is_missing_is_refused_with_the_package_to_install(tmp_path, monkeypatch, capsys):
-    real = evaluate.importlib.util.find_spec
-    monkeypatch.setattr(evaluate.importlib.util, "find_spec", lambda name, *a: None if name == "patchmatch" else real(name, *a))
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "patchmatch" else real(name, *a))
     with pytest.raises(SystemExit) as refused:
         evaluate.main(["--images", str(tmp_path), "--masks", str(tmp_path), "--output", str(tmp_path / "out")])
     assert refused.value.code == 2
     assert "the baseline patchmatch needs pypatchmatch: pip install pypatchmatch" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+    from scripts import evaluate_objects
+
+    with pytest.raises(SystemExit) as refused:
+        evaluate_objects.main(["--images", str(tmp_path), "--baselines", "telea,patchmatch",
+                               "--output", str(tmp_path / "objects.json")])
+    assert refused.value.code == 2 and "needs pypatchmatch" in capsys.readouterr().err
+    assert not (tmp_path / "objects.json").exists()
 
 
 def test_end_to_end_with_a_tiny_model_and_telea(make_model, tmp_path, capsys):
