@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""The example grids of docs/quality.md: one photo, several masks; per row masked / RFR-Net / Telea / Navier–Stokes / original.
+"""The example grids of docs/quality.md: one photo, several masks; per row masked / RFR-Net / each baseline / original
+(Telea and Navier–Stokes unless `--baselines` names others, e.g. `telea,navier-stokes,patchmatch`).
 
     python scripts/make_example_grid.py --model rfr_pipeline/faces_model --image examples/astronaut_photo.png \\
         --mask examples/astronaut_mask.png --strokes 0.25:1 0.45:2 --resolution 256 \\
@@ -23,7 +24,7 @@ import PIL.Image
 import PIL.ImageOps
 
 from rfr_pipeline import RFRInpaintPipeline
-from rfr_pipeline.evaluation import BASELINES, load_mask, load_photo, run_baseline, save_grid
+from rfr_pipeline.evaluation import BASELINES, load_mask, load_photo, missing_baseline_package, run_baseline, save_grid
 from rfr_pipeline.masks import free_form_mask
 from rfr_pipeline.pipeline_rfr_inpaint import STRATEGIES
 
@@ -49,10 +50,17 @@ def main(argv=None) -> int:
                         help="centre square resized to this size, as scripts/evaluate.py does; 0: the photo as it is")
     parser.add_argument("--strategy", choices=STRATEGIES, help="how the pipeline serves the photo (default: the "
                                                                 "model's own default, as a user's call)")
+    parser.add_argument("--baselines", default="telea,navier-stokes",
+                        help=f"comma-separated, of {', '.join(BASELINES)}; '' for none")
     parser.add_argument("--output", required=True, type=Path)
     args = parser.parse_args(argv)
     if not args.mask and not args.strokes:
         parser.error("give at least one --mask or --strokes")
+    baselines = [name.strip() for name in args.baselines.split(",") if name.strip()]
+    if set(baselines) - set(BASELINES):
+        parser.error(f"--baselines takes some of {', '.join(BASELINES)} (or ''), got {args.baselines!r}")
+    for missing in filter(None, map(missing_baseline_package, baselines)):
+        parser.error(missing)
     for path in [args.image, *args.mask]:
         if not path.is_file():
             parser.error(f"{path} is not a file")
@@ -73,10 +81,10 @@ def main(argv=None) -> int:
     for hole in holes:
         masked = np.where(hole[..., None], 255, photo).astype(np.uint8)
         ours = np.asarray(pipe(photo, hole, strategy=args.strategy).images[0])
-        rows.append([masked, ours, *(run_baseline(name, photo, hole) for name in BASELINES), photo])
+        rows.append([masked, ours, *(run_baseline(name, photo, hole) for name in baselines), photo])
     args.output.parent.mkdir(parents=True, exist_ok=True)
     save_grid(args.output, rows)
-    print(f"wrote {args.output}: {len(rows)} rows of masked / rfr-net / {' / '.join(BASELINES)} / original")
+    print(f"wrote {args.output}: {len(rows)} rows of masked / rfr-net / {' / '.join(baselines)} / original")
     return 0
 
 

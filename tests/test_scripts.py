@@ -170,3 +170,13 @@ def test_example_grid_has_a_row_per_mask_and_a_column_per_method(tmp_path, capsy
         make_example_grid.main(["--model", "x", "--image", str(tmp_path / "missing.png"), "--strokes", "0.2:1",
                                 "--output", str(out)])
     assert "missing.png is not a file" in capsys.readouterr().err
+    with_patchmatch = tmp_path / "with-patchmatch.png"  # the content-aware-fill baseline as a column of its own
+    assert make_example_grid.main(["--model", str(REPO_ROOT / "rfr_pipeline" / "faces_model"),
+                                   "--image", str(REPO_ROOT / "examples" / "astronaut_photo.png"), "--strokes", "0.2:1",
+                                   "--resolution", "64", "--baselines", "telea,patchmatch",
+                                   "--output", str(with_patchmatch)]) == 0
+    assert np.asarray(PIL.Image.open(with_patchmatch)).shape == (64, 5 * 64, 3)  # masked / ours / 2 / original
+    with pytest.raises(SystemExit):
+        make_example_grid.main(["--model", "x", "--image", "x", "--strokes", "0.2:1", "--baselines", "photoshop",
+                                "--output", str(out)])
+    assert "--baselines takes some of telea, navier-stokes, patchmatch" in capsys.readouterr().err
