@@ -296,18 +296,20 @@ def paired_margins(rows: list[dict], method: str, baselines: list[str], bins: li
     composite) are left out of that metric, as `summarise` leaves them out of its means."""
     from scipy.stats import bootstrap
 
-    by_pair = defaultdict(dict)
+    by_pair = defaultdict(dict)  # (bin, image, mask) -> {method: row}
     for row in rows:
         by_pair[(row["bin"], row["image"], row["mask"])][row["method"]] = row
+    by_bin = defaultdict(list)
+    for (pair_bin, _, _), pair in by_pair.items():
+        by_bin[pair_bin].append(pair)
     margins = {}
     for b in bins:
         for baseline in baselines:
             for metric, sign in MARGIN_METRICS.items():
-                differences = [sign * (pair[method][metric] - pair[baseline][metric])
-                               for (pair_bin, _, _), pair in by_pair.items()
-                               if pair_bin == b and method in pair and baseline in pair
-                               and metric in pair[method] and metric in pair[baseline]
-                               and np.isfinite(pair[method][metric]) and np.isfinite(pair[baseline][metric])]
+                values = [(pair[method].get(metric, np.nan), pair[baseline].get(metric, np.nan))
+                          for pair in by_bin[b] if method in pair and baseline in pair]
+                differences = [sign * (ours - theirs) for ours, theirs in values
+                               if np.isfinite(ours) and np.isfinite(theirs)]
                 if len(differences) < 2:
                     continue
                 differences = np.asarray(differences)

@@ -302,17 +302,14 @@ def upscale_with_detail(window: torch.Tensor, hole: torch.Tensor, small: torch.T
     top = ((torch.arange(rows_n) * cell - cell // 2) * height / h).round().long() + pad
     left = ((torch.arange(cols_n) * cell - cell // 2) * width / w).round().long() + pad
 
+    def patch_sums(padded: torch.Tensor) -> torch.Tensor:  # (patches,): sums of a map padded by `pad` over each box
+        table = F.pad(padded.cumsum(0, dtype=padded.dtype).cumsum(1, dtype=padded.dtype), (1, 0, 1, 0))
+        t, l = top[:, None], left[None, :]
+        return (table[t + size, l + size] - table[t, l + size] - table[t + size, l] + table[t, l]).flatten()
+
     def box_any(mask: torch.Tensor, outside: bool) -> torch.Tensor:  # (patches,): a True pixel in the patch's box?
         # (int32 counts: exact up to 2 gigapixels, and half the memory traffic of int64 on a 16-MP window)
-        table = F.pad(F.pad(mask.int(), (pad,) * 4, value=int(outside)).cumsum(0, dtype=torch.int32)
-                      .cumsum(1, dtype=torch.int32), (1, 0, 1, 0))
-        t, l = top[:, None], left[None, :]
-        return (table[t + size, l + size] - table[t, l + size] - table[t + size, l] + table[t, l]).flatten() > 0
-
-    def box_sum(values: torch.Tensor, outside: float) -> torch.Tensor:  # (patches,): the sum over each patch's box
-        table = F.pad(F.pad(values, (pad,) * 4, value=outside).double().cumsum(0).cumsum(1), (1, 0, 1, 0))
-        t, l = top[:, None], left[None, :]
-        return (table[t + size, l + size] - table[t, l + size] - table[t + size, l] + table[t, l]).flatten().float()
+        return patch_sums(F.pad(mask.int(), (pad,) * 4, value=int(outside))) > 0
 
     targets = box_any(hole, outside=False).nonzero()[:, 0]  # every patch touching the hole gets detail
     sources = (~box_any(untrusted, outside=True)).nonzero()[:, 0]  # whole patches of trustworthy detail
@@ -328,7 +325,7 @@ def upscale_with_detail(window: torch.Tensor, hole: torch.Tensor, small: torch.T
     # cells away must not outweigh the flat photo beside the hole) with weights falling off as a Gaussian of the
     # distance (DETAIL_REACH cells) and growing with each cell's trusted pixels.
     detail_energy = detail.square().mean(0)
-    strength = box_sum(detail_energy, outside=0.0).sqrt() / size  # (patches,): each patch's RMS detail
+    strength = patch_sums(F.pad(detail_energy.double(), (pad,) * 4)).float().sqrt() / size  # each patch's RMS detail
     trusted = (~untrusted).float()
     cell_energy = F.adaptive_avg_pool2d((detail_energy * trusted)[None], (rows_n, cols_n)).flatten()
     cell_trust = F.adaptive_avg_pool2d(trusted[None], (rows_n, cols_n)).flatten()

@@ -133,7 +133,7 @@ def test_data_arguments_are_checked_first(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_a_stream_skips_unreadable_images_and_says_which(photo_files):
+def test_a_stream_skips_unreadable_images_and_says_which(photo_files, monkeypatch):
     """An unreadable image in a stream is passed over and counted in the next sample; a long run of them is an
     error that lists each one."""
     from rfr_pipeline.data import StreamingInpaintingDataset, UnreadableImagesError
@@ -146,12 +146,7 @@ def test_a_stream_skips_unreadable_images_and_says_which(photo_files):
     samples = list(StreamingInpaintingDataset(stream, "image", 32, MaskGenerator((0.1, 0.3)), seed=1))
     assert [(s["skipped"], s["row"]) for s in samples] == [(2, 2)]
     many = datasets.Dataset.from_dict({"image": bad}, features=features).to_iterable_dataset()
-    import rfr_pipeline.data as data
-
-    limit, data.MAX_UNREADABLE_IN_A_ROW = data.MAX_UNREADABLE_IN_A_ROW, 3
-    try:
-        with pytest.raises(UnreadableImagesError) as error:
-            list(StreamingInpaintingDataset(many, "image", 32, MaskGenerator((0.1, 0.3)), seed=1))
-    finally:
-        data.MAX_UNREADABLE_IN_A_ROW = limit
+    monkeypatch.setattr("rfr_pipeline.data.MAX_UNREADABLE_IN_A_ROW", 3)
+    with pytest.raises(UnreadableImagesError) as error:
+        list(StreamingInpaintingDataset(many, "image", 32, MaskGenerator((0.1, 0.3)), seed=1))
     assert all(f"bad{n}.png" in str(error.value) for n in range(3))
