@@ -104,6 +104,7 @@ def inpaint_folder(image, mask, output, model: str | None = None, *, batch_size:
     bar = tqdm(total=len(todo), desc="inpainting", unit="image", disable=not (progress and state.is_main_process))
     counts = {"done": 0, "failed": 0}
     seen = start  # the main process's bar counts every process's new records, reading only what it has not read
+    started = time.time()
     try:
         with state.split_between_processes(todo) as mine:
             for first in range(0, len(mine), batch_size):
@@ -115,9 +116,11 @@ def inpaint_folder(image, mask, output, model: str | None = None, *, batch_size:
                 if state.is_main_process:  # one bar for the whole job: what every process has recorded so far
                     new, seen = read_records(manifest, seen)
                     bar.update(sum(r["status"] in ("done", "failed") and r["output"] is not None for r in new))
-    except KeyboardInterrupt:  # Ctrl-C (every process of a launch gets it): what is written stays, as recorded
+    except KeyboardInterrupt:  # Ctrl-C (every process of a launch gets it): what is written stays
         bar.close()
-        done = sum(r["status"] == "done" for r in read_records(manifest, start)[0])
+        # Done is what a relaunch will keep: the results written since this launch started (each renamed into place
+        # whole). Counting the manifest's records instead missed a batch renamed into place just before its records.
+        done = sum(job.output.is_file() and job.output.stat().st_mtime >= started for job in todo)
         raise Interrupted(done, len(todo), output, state.is_main_process) from None
     state.wait_for_everyone()
     totals = {"done": 0, "failed": len(missing), "skipped": len(kept)}
