@@ -109,6 +109,10 @@ def parse_args(argv=None):
                             "no VGG16 needed")
     model.add_argument("--ssim_weight", type=float, default=LossWeights.ssim,
                        help="weight of a 1 − SSIM(composite, truth) term (not in the paper; default %(default)s)")
+    model.add_argument("--trainable_modules", nargs="+", metavar="NAME",
+                       help="train only these top-level modules of RFRNet (e.g. upsample_conv tail_conv "
+                            "tail_bottleneck out_conv: texture from the full-resolution layers, the coarse fill kept); "
+                            "default: all")
     model.add_argument("--allow_random_vgg", action="store_true",
                        help="train with a random VGG16 when no weights are found (smoke tests only)")
 
@@ -386,6 +390,21 @@ def make_accelerator(args) -> Accelerator:
     return accelerator
 
 
+def freeze_all_but(model: RFRNet, names) -> None:
+    """Train only the named top-level modules; the rest keep their weights (and, with --finetune, their BatchNorm
+    statistics)."""
+    modules = dict(model.named_children())
+    unknown = [name for name in names if name not in modules]
+    if unknown:
+        raise UsageError(f"--trainable_modules: {', '.join(unknown)} not in RFRNet; its modules are "
+                         f"{', '.join(modules)}")
+    model.requires_grad_(False)
+    for name in names:
+        modules[name].requires_grad_(True)
+    count = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    logger.info(f"training {', '.join(names)} only ({count:,} parameters)")
+
+
 def build_model(args, accelerator):
     """The network (new or pretrained), the loss with its VGG16, the optimiser and the optional EMA."""
     if args.pretrained_model:
@@ -407,8 +426,10 @@ def build_model(args, accelerator):
     loss_fn = InpaintingLoss(vgg, weights)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if args.trainable_modules:
+        freeze_all_but(model, args.trainable_modules)
     lr = args.finetune_learning_rate if args.finetune else args.learning_rate
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     ema = None
     if args.ema_decay:
         from diffusers.training_utils import EMAModel

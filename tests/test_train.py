@@ -302,6 +302,24 @@ def test_finetune_phase_can_start_from_recalibrated_statistics(data_dir, tmp_pat
     assert {end[name].item() for name in end if name.endswith("num_batches_tracked")} == {3, 3 * 6}
 
 
+def test_trainable_modules_train_alone_and_a_wrong_name_lists_the_real_ones(data_dir, tmp_path, train_here):
+    train_here(train_args(data_dir, tmp_path / "phase1", "--max_train_steps", "1"))
+    start = weights(tmp_path / "phase1" / "pipeline")
+    log = train_here(train_args(data_dir, tmp_path / "tail", "--max_train_steps", "2", "--finetune",
+                                "--pretrained_model", str(tmp_path / "phase1" / "pipeline"),
+                                "--trainable_modules", "tail_conv", "out_conv"))
+    assert "training tail_conv, out_conv only" in log
+    end = weights(tmp_path / "tail" / "pipeline")
+    for name, tensor in start.items():
+        if name.startswith(("tail_conv.", "out_conv.")):
+            assert not torch.equal(end[name], tensor), name
+        else:
+            assert torch.equal(end[name], tensor), name
+    with pytest.raises(Refused, match="--trainable_modules: tail not in RFRNet; its modules are stem_conv1") as refused:
+        train_here(train_args(data_dir, tmp_path / "wrong", "--max_train_steps", "1", "--trainable_modules", "tail"))
+    assert refused.value.code == 2
+
+
 def test_refuses_random_vgg_unless_asked(data_dir, tmp_path, train_here, monkeypatch):
     args = [a for a in train_args(data_dir, tmp_path / "x", "--max_train_steps", "1") if a != "--allow_random_vgg"]
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))  # no VGG16 weights anywhere
