@@ -397,18 +397,38 @@ def hole_depths(hole: torch.Tensor) -> np.ndarray:
 
 
 def smooth_fill(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-    """(3, H, W): `image` with its hole filled by a smooth interpolation of the known colours (push-pull: averages of
-    the known pixels over ever larger blocks, then each level's holes filled from the level above)."""
-    value, weight = (image * ~hole)[None], (~hole).float()[None, None]
-    levels = [(value, weight)]
-    while not bool((weight > 0).all()) and max(weight.shape[-2:]) > 1:
-        value, weight = F.avg_pool2d(value, 2, ceil_mode=True), F.avg_pool2d(weight, 2, ceil_mode=True)
-        levels.append((value, weight))
-    filled = value / weight.clamp_min(1e-8)
-    for value, weight in reversed(levels[:-1]):
-        above = F.interpolate(filled, size=value.shape[-2:], mode="bilinear", align_corners=False)
-        filled = value / weight.clamp_min(1e-8) * weight.clamp(max=1) + above * (1 - weight.clamp(max=1))
-    return filled[0]
+    """(3, H, W): `image` with its hole filled by the smoothest surface through the colours on its boundary (the
+    membrane: each hole pixel the mean of its four neighbours, the known pixels fixed; flat across the photo's
+    border). It takes nothing from beyond the boundary: a hole in a white window comes back white, however dark the
+    room behind the window (averages over ever larger blocks brought that darkness in, a grey blob)."""
+    from scipy import sparse
+    from scipy.sparse.linalg import spsolve
+
+    array = hole.numpy()
+    if not array.any() or array.all():  # nothing to fill, or no colour to fill it from
+        return image.clone()
+    height, width = array.shape
+    ys, xs = np.nonzero(array)
+    count = len(ys)
+    index = np.full(array.shape, -1)
+    index[ys, xs] = np.arange(count)
+    colours = image.permute(1, 2, 0).double().numpy()
+    neighbours, rows, cols = np.zeros(count), [np.arange(count)], [np.arange(count)]
+    boundary = np.zeros((count, 3))
+    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        y, x = ys + dy, xs + dx
+        inside = (y >= 0) & (y < height) & (x >= 0) & (x < width)
+        neighbours += inside
+        me, y, x = np.flatnonzero(inside), y[inside], x[inside]
+        other = index[y, x]
+        rows.append(me[other >= 0])
+        cols.append(other[other >= 0])
+        boundary[me[other < 0]] += colours[y[other < 0], x[other < 0]]  # (each pixel once per direction)
+    values = np.concatenate([neighbours, -np.ones(sum(len(r) for r in rows[1:]))])
+    system = sparse.csc_matrix((values, (np.concatenate(rows), np.concatenate(cols))), shape=(count, count))
+    filled = image.clone()
+    filled[:, ys, xs] = torch.from_numpy(spsolve(system, boundary).T).to(image.dtype)
+    return filled
 
 
 def low_pass(x: torch.Tensor, radius: int) -> torch.Tensor:
@@ -422,14 +442,13 @@ def low_pass(x: torch.Tensor, radius: int) -> torch.Tensor:
 
 def anchor_colours(prediction: torch.Tensor, image: torch.Tensor, hole: torch.Tensor, depths: np.ndarray,
                    depth: int) -> torch.Tensor:
-    """The network's fill of a deep hole with its broad colour (what survives a blur of radius `depth`) taken from a
-    smooth interpolation of the colours around the hole (`smooth_fill`) instead, fully from `depth` px into the hole
-    (`depths`: `hole_depths(hole)`), fading out towards its edge; its finer structure stays the network's. RFR-Net's
-    fills drift in colour with the depth (a flat photo's deep hole came back up to 34 levels off); this keeps them
-    to the colours around the hole."""
-    fill = torch.where(hole, prediction, image)
+    """The network's fill of a deep hole blended, from its edge (the network's own) to `depth` px into the hole
+    (`depths`: `hole_depths(hole)`) and beyond, into a smooth interpolation of the colours around the hole
+    (`smooth_fill`, blurred by radius `depth`). Deep inside a compact hole RFR-Net's fill holds nothing from the
+    photo, only a drift in colour (a flat photo's came back up to 34 levels off) and the fronts of its recurrent
+    iterations, rings of colours the photo does not have (docs/large-images.md)."""
     weight = (torch.from_numpy(depths).float() / depth).clamp_(0, 1)
-    return (prediction + weight * (low_pass(smooth_fill(image, hole), depth) - low_pass(fill, depth))).clamp_(0, 1)
+    return torch.lerp(prediction, low_pass(smooth_fill(image, hole), depth), weight).clamp_(0, 1)
 
 
 def region_boxes(hole: torch.Tensor, margin: int, min_size: int) -> list[tuple[int, int, int, int]]:
