@@ -423,7 +423,7 @@ def smooth_fill(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         other = index[y, x]
         rows.append(me[other >= 0])
         cols.append(other[other >= 0])
-        boundary[me[other < 0]] += colours[y[other < 0], x[other < 0]]  # (each pixel once per direction)
+        boundary[me[other < 0]] += colours[y[other < 0], x[other < 0]]  # (no repeats in `me`: += adds all)
     values = np.concatenate([neighbours, -np.ones(sum(len(r) for r in rows[1:]))])
     system = sparse.csc_matrix((values, (np.concatenate(rows), np.concatenate(cols))), shape=(count, count))
     filled = image.clone()
@@ -442,9 +442,9 @@ def low_pass(x: torch.Tensor, radius: int) -> torch.Tensor:
 
 def anchor_colours(prediction: torch.Tensor, image: torch.Tensor, hole: torch.Tensor, depths: np.ndarray,
                    depth: int) -> torch.Tensor:
-    """The network's fill of a deep hole blended, from its edge (the network's own) to `depth` px into the hole
-    (`depths`: `hole_depths(hole)`) and beyond, into a smooth interpolation of the colours around the hole
-    (`smooth_fill`, blurred by radius `depth`). Deep inside a compact hole RFR-Net's fill holds nothing from the
+    """The network's fill of a deep hole blended into a smooth interpolation of the colours around the hole
+    (`smooth_fill`, blurred by radius `depth`): the network's own at the hole's edge, the interpolation alone from
+    `depth` px in (`depths`: `hole_depths(hole)`). Deep inside a compact hole RFR-Net's fill holds nothing from the
     photo, only a drift in colour (a flat photo's came back up to 34 levels off) and the fronts of its recurrent
     iterations, rings of colours the photo does not have (docs/large-images.md)."""
     weight = (torch.from_numpy(depths).float() / depth).clamp_(0, 1)

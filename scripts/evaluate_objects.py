@@ -7,7 +7,7 @@ photos that never had them, filled by the pipeline and by OpenCV, measured again
 
 Each photo is scaled up `--upscale` times (bicubic) so that its holes reach the network through windows scaled
 down as a phone photo's do; each object (`rfr_pipeline.masks.object_mask`) covers `--fraction` of it, at a seeded
-random place. Per object: PSNR and SSIM of the composite, hole L1 (rfr_pipeline.evaluation), and the colour bias:
+random place (`--upscale 1` for real photos at their own size). Per object: PSNR and SSIM of the composite, hole L1 (rfr_pipeline.evaluation), and the colour bias:
 the largest per-channel mean error over the hole, in levels of 255 (a fill that is darker or tinted everywhere, as a
 removed person's ghost is, has a large one). `--no_object_anchoring` serves without the colour anchoring of windows
 scaled more than 2× (`pipeline_rfr_inpaint.ANCHORED_SCALE`), for comparison (docs/large-images.md).
@@ -47,6 +47,26 @@ def measure(fill: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> dict[str, 
     return {"psnr": metrics["psnr"], "ssim": metrics["ssim"], "hole_l1": metrics["hole_l1"], "colour_bias": bias}
 
 
+def example_strip(truth: np.ndarray, hole: np.ndarray, fills: dict[str, np.ndarray], height: int = 320):
+    """Side by side, around the object (a quarter of its size as margin): the photo with the object's outline in
+    magenta, each method's fill, and the photo itself, each `height` px high."""
+    from scipy import ndimage
+
+    ys, xs = np.nonzero(hole)
+    margin = (ys.max() - ys.min()) // 4
+    top, left = max(0, ys.min() - margin), max(0, xs.min() - margin)
+    bottom, right = ys.max() + margin + 1, xs.max() + margin + 1
+    outlined = truth.copy()
+    outlined[hole & ~ndimage.binary_erosion(hole, iterations=max(1, margin // 40))] = (255, 0, 255)
+    crops = [PIL.Image.fromarray(np.ascontiguousarray(a[top:bottom, left:right]))
+             for a in (outlined, *fills.values(), truth)]
+    width = round(crops[0].width * height / crops[0].height)
+    strip = PIL.Image.new("RGB", (width * len(crops), height))
+    for n, crop in enumerate(crops):
+        strip.paste(crop.resize((width, height), PIL.Image.Resampling.LANCZOS), (n * width, 0))
+    return strip
+
+
 def measure_all(pipe, photos, objects, baselines, args) -> list[dict]:
     rng = np.random.default_rng(args.seed)
     rows = []
@@ -60,6 +80,9 @@ def measure_all(pipe, photos, objects, baselines, args) -> list[dict]:
             fills.update({name: run_baseline(name, truth, hole) for name in baselines})
             rows += [{"photo": path.name, "object": shape, "method": method, **measure(fill, truth, hole)}
                      for method, fill in fills.items()]
+            if args.examples:
+                with atomic_file(args.examples / f"{path.stem}_{shape}.jpg") as tmp:
+                    example_strip(truth, hole, fills).save(tmp, "JPEG", quality=90)
         print(f"{path.name}: done", file=sys.stderr)
     return rows
 
@@ -78,6 +101,9 @@ def main(argv=None) -> int:
     parser.add_argument("--no_object_anchoring", action="store_true",
                         help="serve without anchoring the colour of windows scaled more than 2× (for comparison)")
     parser.add_argument("--output", required=True, type=Path, help="the report (JSON)")
+    parser.add_argument("--examples", type=Path, metavar="DIR",
+                        help="also save each fill as a JPEG strip around the object: the photo with the object's "
+                             "outline, the pipeline's fill, each baseline's, the photo")
     args = parser.parse_args(argv)
     objects = [name.strip() for name in args.objects.split(",") if name.strip()]
     baselines = [name.strip() for name in args.baselines.split(",") if name.strip()]

@@ -338,7 +338,7 @@ def test_object_removal_is_measured_against_the_photo(make_model, tmp_path):
     images, _, _, _ = random_photos(tmp_path, 2, (48, 64), seed=7)
     model_dir = tmp_path / "model"
     RFRInpaintPipeline(rfrnet=make_model(sample_size=32)).save_pretrained(model_dir, ship_code=False)
-    for extra in ([], ["--no_object_anchoring"]):
+    for extra in (["--examples", str(tmp_path / "examples")], ["--no_object_anchoring"]):
         out = tmp_path / f"objects{len(extra)}.json"
         assert evaluate_objects.main(["--model", str(model_dir), "--images", str(images), "--upscale", "3",
                                       "--objects", "person,disk", "--fraction", "0.1", "--output", str(out),
@@ -347,6 +347,10 @@ def test_object_removal_is_measured_against_the_photo(make_model, tmp_path):
         assert set(report["summary"]) == {"person", "disk", "all"} and len(report["rows"]) == 2 * 2 * 2
         for values in report["summary"]["all"].values():
             assert 0 < values["psnr"] < 60 and values["colour_bias"] > 0 and 0 < values["hole_l1"] < 1
+    strips = sorted((tmp_path / "examples").iterdir())
+    assert [p.name for p in strips] == ["i0_disk.jpg", "i0_person.jpg", "i1_disk.jpg", "i1_person.jpg"]
+    with PIL.Image.open(strips[0]) as strip:  # outlined photo, rfr-net, telea, truth
+        assert strip.format == "JPEG" and strip.height == 320 and strip.width % 4 == 0
     holes = [evaluate_objects.placed_object("person", 300, 200, 0.1, np.random.default_rng(n)) for n in range(3)]
     assert all(abs(h.mean() - 0.1) < 0.02 for h in holes) and not np.array_equal(holes[0], holes[1])
     from rfr_pipeline import pipeline_rfr_inpaint
