@@ -6,11 +6,13 @@ photos that never had them, filled by the pipeline and by OpenCV, measured again
         --objects person,car,disk --fraction 0.05 --output objects.json [--no_object_anchoring]
 
 Each photo is scaled up `--upscale` times (bicubic) so that its holes reach the network through windows scaled
-down as a phone photo's do; each object (`rfr_pipeline.masks.object_mask`) covers `--fraction` of it, at a seeded
-random place (`--upscale 1` for real photos at their own size). Per object: PSNR and SSIM of the composite, hole L1 (rfr_pipeline.evaluation), and the colour bias:
-the largest per-channel mean error over the hole, in levels of 255 (a fill that is darker or tinted everywhere, as a
-removed person's ghost is, has a large one). `--no_object_anchoring` serves without the colour anchoring of windows
-scaled more than 2× (`pipeline_rfr_inpaint.ANCHORED_SCALE`), for comparison (docs/large-images.md).
+down as a phone photo's do (`--upscale 1`: real photos at their own size); each object
+(`rfr_pipeline.masks.object_mask`) covers `--fraction` of it, at a seeded random place. Per object: PSNR and SSIM of
+the composite, hole L1 (rfr_pipeline.evaluation), and the colour bias: the largest per-channel mean error over the
+hole, in levels of 255 (a fill that is darker or tinted everywhere, as a removed person's ghost is, has a large one).
+`--no_object_anchoring` serves without the colour anchoring of windows scaled more than 2×
+(`pipeline_rfr_inpaint.ANCHORED_SCALE`), for comparison (docs/large-images.md); `--examples DIR` saves each fill
+beside the baselines' and the photo, around the object.
 """
 
 from __future__ import annotations
