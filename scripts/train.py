@@ -189,6 +189,15 @@ def load_pretrained(path: str) -> RFRNet:
     return RFRNet.from_pretrained(folder / "rfrnet" if (folder / "rfrnet").is_dir() else folder)
 
 
+def serving_defaults(path: str | None) -> dict:
+    """The serving defaults (`default_strategy`, `default_working_size`, `default_flip_average`) of the pipeline
+    folder a run starts from, so that a fine-tuned pipeline is served as the one it came from; {} for none."""
+    index = Path(path, "model_index.json") if path else None
+    if index is None or not index.is_file():
+        return {}
+    return {k: v for k, v in json.loads(index.read_text()).items() if k.startswith("default_")}
+
+
 def list_checkpoints(output_dir: Path) -> list[Path]:
     """Complete checkpoints, oldest first (a save is renamed into place only once complete)."""
     if not output_dir.is_dir():
@@ -316,7 +325,8 @@ def save_pipeline(model, ema, folder: Path, args, step: int, losses: dict) -> No
         ema.store(model.parameters())
         ema.copy_to(model.parameters())
     try:
-        save_pipeline_atomically(RFRInpaintPipeline(rfrnet=model), folder, overwrite=True, model_card=card)
+        pipeline = RFRInpaintPipeline(rfrnet=model, **serving_defaults(args.pretrained_model))
+        save_pipeline_atomically(pipeline, folder, overwrite=True, model_card=card)
     finally:
         if ema is not None:
             ema.restore(model.parameters())
@@ -412,6 +422,9 @@ def build_model(args, accelerator):
         # sample_size is the resolution a model was trained at (the pipeline serves at twice it by default): a model
         # fine-tuned at another resolution records the new one.
         model.register_to_config(sample_size=args.resolution)
+        if defaults := serving_defaults(args.pretrained_model):
+            logger.info("the saved pipelines keep the serving defaults of %s: %s", args.pretrained_model,
+                        ", ".join(f"{k.removeprefix('default_')} {v}" for k, v in sorted(defaults.items())))
     else:
         model = RFRNet(**model_kwargs(args.model_config, args.resolution))
     weights = LossWeights(perceptual=args.perceptual_weight, style=args.style_weight, ssim=args.ssim_weight)

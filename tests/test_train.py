@@ -320,6 +320,21 @@ def test_trainable_modules_train_alone_and_a_wrong_name_lists_the_real_ones(data
     assert refused.value.code == 2
 
 
+def test_a_fine_tuned_pipeline_is_served_as_the_one_it_came_from(data_dir, tmp_path, train_here):
+    """Fine-tuning a shipped pipeline keeps its serving defaults (the embedded scenes model: flip averaging on and a
+    256-px working size): evaluated or served otherwise, a candidate is not compared like for like."""
+    train_here(train_args(data_dir, tmp_path / "phase1", "--max_train_steps", "1"))
+    start = RFRInpaintPipeline.from_pretrained(tmp_path / "phase1" / "pipeline")
+    assert start.config.default_flip_average is False
+    RFRInpaintPipeline(rfrnet=start.rfrnet, default_strategy="original", default_working_size=96,
+                       default_flip_average=True).save_pretrained(tmp_path / "shipped", ship_code=False)
+    log = train_here(train_args(data_dir, tmp_path / "tuned", "--max_train_steps", "1", "--finetune",
+                                "--pretrained_model", str(tmp_path / "shipped")))
+    assert "keep the serving defaults" in log and "flip_average True" in log
+    tuned = RFRInpaintPipeline.from_pretrained(tmp_path / "tuned" / "pipeline").config
+    assert (tuned.default_strategy, tuned.default_working_size, tuned.default_flip_average) == ("original", 96, True)
+
+
 def test_refuses_random_vgg_unless_asked(data_dir, tmp_path, train_here, monkeypatch):
     args = [a for a in train_args(data_dir, tmp_path / "x", "--max_train_steps", "1") if a != "--allow_random_vgg"]
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))  # no VGG16 weights anywhere
