@@ -217,15 +217,20 @@ def run_baseline(name: str, photo: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out[..., ::-1])
 
 
-def missing_baseline_package(name: str) -> str | None:
-    """What to install for the baseline `name` where its package is missing (a sentence), else None."""
+def parse_baselines(text: str) -> list[str]:
+    """The baselines a comma-separated `--baselines` names ('' for none); ValueError, saying what is wrong and what
+    is expected, for an unknown name or a baseline whose package is not installed."""
     import importlib.util
 
-    module, package = BASELINES[name]
-    if importlib.util.find_spec(module) is not None:
-        return None
-    return (f"the baseline {name} needs {package}: pip install {package} (or 'rfr-pipeline[eval]'), or leave it out "
-            "of --baselines")
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if set(names) - set(BASELINES):
+        raise ValueError(f"--baselines takes some of {', '.join(BASELINES)} (or ''), got {text!r}")
+    for name in names:
+        module, package = BASELINES[name]
+        if importlib.util.find_spec(module) is None:
+            raise ValueError(f"the baseline {name} needs {package}: pip install {package} (or 'rfr-pipeline[eval]'), "
+                             "or leave it out of --baselines")
+    return names
 
 
 def summarise(rows: list[dict]) -> dict:

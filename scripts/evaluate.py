@@ -44,8 +44,8 @@ from rfr_pipeline.evaluation import (
     margins_table,
     markdown_table,
     measured_bin,
-    missing_baseline_package,
     paired_margins,
+    parse_baselines,
     pair_images_with_masks,
     run_baseline,
     save_grid,
@@ -167,12 +167,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
-    baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
-    unknown = [b for b in baselines if b not in BASELINES]
-    if unknown:
-        parser.error(f"unknown baselines {unknown}; choose from {sorted(BASELINES)}")
-    for missing in filter(None, map(missing_baseline_package, baselines)):
-        parser.error(missing)
+    try:
+        baselines = parse_baselines(args.baselines)
+    except ValueError as err:
+        parser.error(str(err))
     if not args.model and not baselines:
         parser.error("nothing to evaluate: give --model and/or --baselines")
     if args.resolution < 0:

@@ -28,7 +28,7 @@ import PIL.Image
 
 from rfr_pipeline.atomic import atomic_file
 from rfr_pipeline.data import list_images
-from rfr_pipeline.evaluation import BASELINES, image_metrics, missing_baseline_package, run_baseline
+from rfr_pipeline.evaluation import BASELINES, image_metrics, parse_baselines, run_baseline
 from rfr_pipeline.masks import OBJECT_SHAPES, object_mask
 
 METRICS = ("psnr", "ssim", "hole_l1", "colour_bias")
@@ -108,13 +108,12 @@ def main(argv=None) -> int:
                              "outline, the pipeline's fill, each baseline's, the photo")
     args = parser.parse_args(argv)
     objects = [name.strip() for name in args.objects.split(",") if name.strip()]
-    baselines = [name.strip() for name in args.baselines.split(",") if name.strip()]
     if set(objects) - set(OBJECT_SHAPES) or not objects:
         parser.error(f"--objects takes some of {', '.join(OBJECT_SHAPES)}, got {args.objects!r}")
-    if set(baselines) - set(BASELINES):
-        parser.error(f"--baselines takes some of {', '.join(BASELINES)} (or ''), got {args.baselines!r}")
-    for missing in filter(None, map(missing_baseline_package, baselines)):
-        parser.error(missing)
+    try:
+        baselines = parse_baselines(args.baselines)
+    except ValueError as err:
+        parser.error(str(err))
     if not 0 < args.fraction < 1:
         parser.error(f"--fraction is a share of the photo, between 0 and 1, got {args.fraction}")
     if args.upscale < 1:

@@ -24,7 +24,7 @@ import PIL.Image
 import PIL.ImageOps
 
 from rfr_pipeline import RFRInpaintPipeline
-from rfr_pipeline.evaluation import BASELINES, load_mask, load_photo, missing_baseline_package, run_baseline, save_grid
+from rfr_pipeline.evaluation import BASELINES, load_mask, load_photo, parse_baselines, run_baseline, save_grid
 from rfr_pipeline.masks import free_form_mask
 from rfr_pipeline.pipeline_rfr_inpaint import STRATEGIES
 
@@ -56,11 +56,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.mask and not args.strokes:
         parser.error("give at least one --mask or --strokes")
-    baselines = [name.strip() for name in args.baselines.split(",") if name.strip()]
-    if set(baselines) - set(BASELINES):
-        parser.error(f"--baselines takes some of {', '.join(BASELINES)} (or ''), got {args.baselines!r}")
-    for missing in filter(None, map(missing_baseline_package, baselines)):
-        parser.error(missing)
+    try:
+        baselines = parse_baselines(args.baselines)
+    except ValueError as err:
+        parser.error(str(err))
     for path in [args.image, *args.mask]:
         if not path.is_file():
             parser.error(f"{path} is not a file")

@@ -153,6 +153,11 @@ def test_a_baseline_whose_package_is_missing_is_refused_with_the_package_to_inst
                                "--output", str(tmp_path / "objects.json")])
     assert refused.value.code == 2 and "needs pypatchmatch" in capsys.readouterr().err
     assert not (tmp_path / "objects.json").exists()
+    with pytest.raises(SystemExit):  # one check for every script's --baselines
+        evaluate.main(["--images", str(tmp_path), "--masks", str(tmp_path), "--output", str(tmp_path / "out"),
+                       "--baselines", "telea,photoshop"])
+    assert "--baselines takes some of telea, navier-stokes, patchmatch (or ''), got 'telea,photoshop'" in \
+        capsys.readouterr().err
 
 
 def test_end_to_end_with_a_tiny_model_and_telea(make_model, tmp_path, capsys):
