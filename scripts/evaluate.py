@@ -37,6 +37,7 @@ from rfr_pipeline.data import add_dataset_arguments, list_images, load_images
 from rfr_pipeline.evaluation import (
     BASELINES,
     BINS,
+    NVIDIA_BINS,
     StoredImage,
     methods_metrics,
     load_mask,
@@ -150,6 +151,10 @@ def main(argv=None) -> int:
                         help="side of the centre square each photo is resized to; 0: photos at their own size "
                              "(masks resized to each; no example grids)")
     parser.add_argument("--masks_per_image", type=int, default=1, help="NVIDIA masks per bin for each photo")
+    parser.add_argument("--bins", nargs="+", metavar="BIN", choices=BINS[:NVIDIA_BINS],
+                        help="with NVIDIA masks, evaluate only these hole-area bins (e.g. 50-60%%): the same "
+                             "photo/mask pairs a run of every bin makes, so the rows pair with it (and the run can "
+                             "be continued into one of every bin)")
     parser.add_argument("--limit", type=int, help="evaluate the first N images (sorted by name; a dataset's first rows)")
     parser.add_argument("--baselines", default="telea,navier-stokes,patchmatch",
                         help=f"comma-separated, of {', '.join(BASELINES)}; '' for none")
@@ -214,6 +219,11 @@ def main(argv=None) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
 
     pairs = pair_images_with_masks(images, masks, args.seed, args.masks_per_image)
+    if args.bins:
+        if any(bin_index is None for _, _, bin_index in pairs):
+            parser.error("--bins needs NVIDIA irregular masks (files numbered 00000-11999, binned by number); "
+                         f"the masks in {args.masks} are binned by their measured area after filling")
+        pairs = [pair for pair in pairs if BINS[pair[2]] in args.bins]  # drawn for every bin first: same masks
     settings = {"model": args.model, "methods": methods, "resolution": args.resolution, "seed": args.seed,
                 "masks_per_image": args.masks_per_image, "strategy": args.strategy, "flip_average": args.flip_average,
                 "restore_detail": args.restore_detail, "lpips": bool(lpips)}

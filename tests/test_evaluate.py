@@ -279,6 +279,33 @@ def test_an_interrupted_evaluation_continues_where_it_stopped_and_grids_can_be_o
     assert refused.value.code == 2 and "is not an evaluation's progress file" in capsys.readouterr().err
 
 
+def test_chosen_bins_are_the_pairs_a_run_of_every_bin_makes_and_the_run_continues_into_one(tmp_path, capsys):
+    images, masks, out, rng = random_photos(tmp_path, 3, (40, 40), seed=2)
+    for number in (5, 2100, 2200, 4100, 4300, 4400, 10050, 11000):  # bins 1-10%, 10-20% (2), 20-30% (3), 50-60% (2)
+        PIL.Image.fromarray((rng.random((64, 64)) < 0.3).astype(np.uint8) * 255).save(masks / f"{number:05d}.png")
+    common = ["--images", str(images), "--masks", str(masks), "--resolution", "32", "--baselines", "telea",
+              "--grid_examples", "0"]
+
+    def rows(folder):
+        return {(r["image"], r["mask"], r["bin"]): r["psnr"]
+                for r in json.loads((folder / "metrics.json").read_text())["per_image"]}
+
+    assert evaluate.main([*common, "--output", str(tmp_path / "all")]) == 0
+    every_bin = rows(tmp_path / "all")
+    assert evaluate.main([*common, "--output", str(out), "--bins", "10-20%", "50-60%"]) == 0
+    chosen = rows(out)
+    assert {key[2] for key in chosen} == {"10-20%", "50-60%"} and len(chosen) == 3 * 2
+    assert chosen == {key: value for key, value in every_bin.items() if key[2] in ("10-20%", "50-60%")}
+    capsys.readouterr()
+    assert evaluate.main([*common, "--output", str(out)]) == 0  # the same folder without --bins: the rest added
+    assert "continuing: 6 image/mask pairs already evaluated" in capsys.readouterr().out
+    assert rows(out) == every_bin
+    PIL.Image.fromarray(np.zeros((64, 64), np.uint8)).save(masks / "stroke.png")  # not numbered: binned after filling
+    with pytest.raises(SystemExit) as refused:
+        evaluate.main([*common, "--output", str(tmp_path / "other"), "--bins", "50-60%"])
+    assert refused.value.code == 2 and "--bins needs NVIDIA irregular masks" in capsys.readouterr().err
+
+
 def test_the_methods_of_a_pair_are_measured_together_as_each_alone(tmp_path):
     # scripts/evaluate.py measures every method's composite of a photo in one batch (SSIM in float32, LPIPS with the
     # truth's features once): the numbers are each composite's own.
