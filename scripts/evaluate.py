@@ -3,7 +3,7 @@
 
     python scripts/evaluate.py --model DIR_OR_REPO --images val/ --masks masks/irregular/ --output eval/ \\
         [--dataset_name HUB_ID_OR_PATH --dataset_split test instead of --images] [--resolution 256] [--limit 200] [--baselines telea,navier-stokes,patchmatch] [--seed 0] [--lpips WEIGHTS] [--strategy S]
-        [--flip_average | --no-flip_average] [--no-restore_detail] [--masks_per_image 1]
+        [--flip_average | --no-flip_average] [--no-restore_detail] [--masks_per_image 1] [--bins 50-60%]
 
 Images are centre-cropped and resized to the resolution (as the official test does; `--resolution 0`: at their own
 size), masks resized with nearest neighbour (white = hole). With NVIDIA irregular masks (file number N: bin N // 2000 =
