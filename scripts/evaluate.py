@@ -194,6 +194,12 @@ def main(argv=None) -> int:
         masks = list_images([args.masks], what="masks")
     except ValueError as err:
         parser.error(str(err))
+    pairs = pair_images_with_masks(images, masks, args.seed, args.masks_per_image)
+    if args.bins:
+        if any(bin_index is None for _, _, bin_index in pairs):
+            parser.error("--bins needs NVIDIA irregular masks (files numbered 00000-11999, binned by number); "
+                         f"the masks in {args.masks} are binned by their measured area after filling")
+        pairs = [pair for pair in pairs if BINS[pair[2]] in args.bins]  # drawn for every bin first: same masks
 
     lpips = None
     if args.lpips:
@@ -218,12 +224,6 @@ def main(argv=None) -> int:
     methods = (["rfr-net"] if pipe else []) + baselines
     args.output.mkdir(parents=True, exist_ok=True)
 
-    pairs = pair_images_with_masks(images, masks, args.seed, args.masks_per_image)
-    if args.bins:
-        if any(bin_index is None for _, _, bin_index in pairs):
-            parser.error("--bins needs NVIDIA irregular masks (files numbered 00000-11999, binned by number); "
-                         f"the masks in {args.masks} are binned by their measured area after filling")
-        pairs = [pair for pair in pairs if BINS[pair[2]] in args.bins]  # drawn for every bin first: same masks
     settings = {"model": args.model, "methods": methods, "resolution": args.resolution, "seed": args.seed,
                 "masks_per_image": args.masks_per_image, "strategy": args.strategy, "flip_average": args.flip_average,
                 "restore_detail": args.restore_detail, "lpips": bool(lpips)}

@@ -304,6 +304,7 @@ def test_chosen_bins_are_the_pairs_a_run_of_every_bin_makes_and_the_run_continue
     with pytest.raises(SystemExit) as refused:
         evaluate.main([*common, "--output", str(tmp_path / "other"), "--bins", "50-60%"])
     assert refused.value.code == 2 and "--bins needs NVIDIA irregular masks" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()  # refused before anything was written
 
 
 def test_the_methods_of_a_pair_are_measured_together_as_each_alone(tmp_path):
